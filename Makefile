@@ -1,0 +1,53 @@
+# Parley — make targets. `make run` and `make test` are the quick start; see README.md.
+GO       ?= go
+BIN      ?= bin
+PKGS     := ./...
+FUZZTIME ?= 5s
+# Tools installed with `go install` land here, kept between CI runs.
+TOOLS    ?= $(CURDIR)/.cache/tools
+export GOBIN := $(TOOLS)
+
+.PHONY: all build run test test-go fuzz bench lint services-start services-stop clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/parley ./cmd/parley
+	$(GO) build -o $(BIN)/parley-bench ./cmd/parley-bench
+
+# Serve localhost from ./data: SQLite, self-signed TLS, nothing to install.
+run:
+	$(GO) run ./cmd/parley serve
+
+# The whole suite: unit tests, the storage suite on SQLite and a real PostgreSQL, conformance tests with real
+# clients, and a short run of every fuzz target. scripts/services.sh starts what is missing.
+test:
+	@eval "$$(scripts/services.sh start)" && \
+	  $(GO) vet $(PKGS) && \
+	  $(GO) test -count=1 -timeout 20m $(PKGS) && \
+	  $(MAKE) --no-print-directory fuzz
+
+# Each fuzz target for FUZZTIME (go test allows one -fuzz target per run).
+fuzz:
+	@set -e; for spec in $$(scripts/fuzz-targets.sh); do \
+	  pkg=$${spec%%:*}; target=$${spec##*:}; \
+	  echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@if [ ! -x $(TOOLS)/staticcheck ]; then $(GO) install honnef.co/go/tools/cmd/staticcheck@latest || echo "staticcheck not installable; skipped"; fi
+	@if [ -x $(TOOLS)/staticcheck ]; then $(TOOLS)/staticcheck $(PKGS); fi
+
+services-start:
+	@scripts/services.sh start
+services-stop:
+	@scripts/services.sh stop
+
+clean:
+	rm -rf $(BIN)

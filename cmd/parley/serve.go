@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/offline"
+	"parley.im/parley/storage"
+	"parley.im/parley/storage/pg"
+	"parley.im/parley/storage/sqlite"
+	"parley.im/parley/xmpp/auth"
+	"parley.im/parley/xmpp/c2s"
+	"parley.im/parley/xmpp/disco"
+	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/ping"
+	"parley.im/parley/xmpp/presence"
+	"parley.im/parley/xmpp/register"
+	"parley.im/parley/xmpp/roster"
+	"parley.im/parley/xmpp/router"
+	"parley.im/parley/xmpp/version"
+)
+
+// openStore opens the configured storage driver and applies its migrations.
+func openStore(ctx context.Context, cfg Config) (storage.Store, error) {
+	switch cfg.Storage.Driver {
+	case "postgres":
+		return pg.Open(ctx, cfg.Storage.PostgresDSN)
+	default:
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		return sqlite.Open(ctx, cfg.Storage.SQLitePath)
+	}
+}
+
+// server is one running Parley node.
+type server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  storage.Store
+	router *router.Router
+	c2s    *c2s.Server
+	lns    []net.Listener
+	http   *http.Server
+	addrs  map[string]string
+	mods   []module.Module
+}
+
+// modules is the ordered module list: the one place that says what the server does. Order matters where
+// a comment says so.
+func modules(cfg Config, store storage.Store, reg *module.Registry) []module.Module {
+	derive := func(password string) ([]storage.ScramCredential, error) {
+		return auth.DeriveAll(password, cfg.Auth.ScramIterations)
+	}
+	return []module.Module{
+		roster.New(cfg.Roster, store),
+		// presence uses the roster store and pushes through package roster.
+		presence.New(store, store),
+		ping.New(),
+		version.New(cfg.Version, Version),
+		register.New(cfg.Register, store, derive),
+		// offline takes what the router could not deliver; it hooks the Undeliverable stage and Available event.
+		offline.New(cfg.Offline, store.Archive("offline")),
+		// disco last: it advertises every feature registered before it and hashes them for XEP-0115 caps.
+		disco.New(reg),
+	}
+}
+
+// newServer builds everything and opens the listeners; run serves them.
+func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	domain, err := jid.Parse(cfg.Domain)
+	if err != nil {
+		return nil, fmt.Errorf("domain: %w", err)
+	}
+	cert, err := loadTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: log, store: store, addrs: make(map[string]string)}
+	fail := func(err error) (*server, error) { s.close(); return nil, err }
+
+	reg := module.NewRegistry()
+	s.mods = modules(cfg, store, reg)
+	exists := func(ctx context.Context, bare jid.JID) bool {
+		_, err := store.Credentials(ctx, bare.String())
+		return err == nil || !errors.Is(err, storage.ErrNotFound)
+	}
+	s.router = router.New(domain, reg, exists, log.With("component", "router"))
+	if err := reg.Register(s.mods, s.router, domain, log); err != nil {
+		return fail(err)
+	}
+	s.router.Start()
+	authSrv := auth.NewServer(auth.Config{
+		Lookup: func(ctx context.Context, user string) ([]storage.ScramCredential, error) {
+			j, err := jid.New(user, domain.Domainpart(), "")
+			if err != nil {
+				return nil, storage.ErrNotFound
+			}
+			return store.Credentials(ctx, j.String())
+		},
+		AllowPlain:        cfg.allowPlain(),
+		DefaultIterations: cfg.Auth.ScramIterations,
+	})
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.c2s, err = c2s.New(cfg.C2S, domain, tlsCfg, cert.Certificate[0], s.router, reg, authSrv, log.With("component", "c2s"))
+	if err != nil {
+		return fail(err)
+	}
+	listen := func(name, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen.%s: %w", name, err)
+		}
+		s.lns = append(s.lns, ln)
+		s.addrs[name] = ln.Addr().String()
+		return ln, nil
+	}
+	if _, err := listen("c2s", cfg.Listen.C2S); err != nil {
+		return fail(err)
+	}
+	if on(cfg.Listen.C2STLS) {
+		if _, err := listen("c2s_tls", cfg.Listen.C2STLS); err != nil {
+			return fail(err)
+		}
+	}
+	if on(cfg.Listen.Metrics) {
+		ln, err := listen("metrics", cfg.Listen.Metrics)
+		if err != nil {
+			return fail(err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/metrics", s.metrics)
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go s.http.Serve(ln)
+	}
+	return s, nil
+}
+
+func on(addr string) bool { return addr != "" && addr != "off" }
+
+// run serves until ctx is done, then shuts down: sessions get system-shutdown and their unavailable presence
+// is processed before storage closes.
+func (s *server) run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	for _, ln := range s.lns {
+		name := ""
+		for n, a := range s.addrs {
+			if a == ln.Addr().String() {
+				name = n
+			}
+		}
+		switch name {
+		case "c2s":
+			go func() { errc <- s.c2s.Serve(ln, false) }()
+		case "c2s_tls":
+			go func() { errc <- s.c2s.Serve(ln, true) }()
+		}
+	}
+	for _, m := range s.mods {
+		if r, ok := m.(module.Runner); ok {
+			go r.Run(ctx)
+		}
+	}
+	s.log.Info("parley serving", "domain", s.cfg.Domain, "c2s", s.addrs["c2s"], "c2s_tls", s.addrs["c2s_tls"],
+		"metrics", s.addrs["metrics"], "storage", s.cfg.Storage.Driver)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			s.log.Error("listener failed", "err", err)
+		}
+	}
+	s.log.Info("shutting down")
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.c2s.Shutdown(sctx)
+	s.close()
+	return nil
+}
+
+func (s *server) close() {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	if s.http != nil {
+		s.http.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// metrics writes the Prometheus text exposition format.
+func (s *server) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	var b strings.Builder
+	gauge := func(name, help string, v int64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	cs, rs := &s.c2s.Stats, &s.router.Stats
+	gauge("parley_c2s_connections", "Open client connections.", cs.Connections.Load())
+	gauge("parley_sessions", "Bound client sessions.", rs.Sessions.Load())
+	counter("parley_c2s_accepted_total", "Client connections accepted.", cs.Accepted.Load())
+	counter("parley_auth_success_total", "Successful SASL authentications.", cs.AuthSuccesses.Load())
+	counter("parley_auth_failure_total", "Failed SASL authentications.", cs.AuthFailures.Load())
+	counter("parley_stream_errors_total", "Stream errors sent.", cs.StreamErrors.Load())
+	counter("parley_c2s_stanzas_in_total", "Stanzas received from clients.", cs.StanzasIn.Load())
+	counter("parley_c2s_bytes_in_total", "Stanza bytes received from clients.", cs.BytesIn.Load())
+	fmt.Fprintf(&b, "# HELP parley_routed_total Stanzas routed, by kind.\n# TYPE parley_routed_total counter\n")
+	fmt.Fprintf(&b, "parley_routed_total{kind=\"message\"} %d\n", rs.Messages.Load())
+	fmt.Fprintf(&b, "parley_routed_total{kind=\"presence\"} %d\n", rs.Presences.Load())
+	fmt.Fprintf(&b, "parley_routed_total{kind=\"iq\"} %d\n", rs.IQs.Load())
+	counter("parley_stanza_errors_total", "Error replies generated by the router.", rs.Errors.Load())
+	w.Write([]byte(b.String()))
+}
+
+// serveCmd is `parley serve`.
+func serveCmd(cfg Config, log *slog.Logger, readyFile string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := newServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if readyFile != "" {
+		b, _ := json.Marshal(s.addrs)
+		if err := os.WriteFile(readyFile, b, 0o644); err != nil {
+			s.close()
+			return fmt.Errorf("ready file: %w", err)
+		}
+	}
+	if cfg.Domain == "localhost" {
+		fmt.Fprintf(os.Stderr, "\nParley is serving localhost on %s (STARTTLS) and %s (direct TLS).\n"+
+			"Add a user:   go run ./cmd/parley user add alice@localhost\n"+
+			"Then connect a client (Gajim, profanity, Conversations) as alice@localhost and accept the self-signed certificate.\n\n",
+			s.addrs["c2s"], s.addrs["c2s_tls"])
+	}
+	return s.run(ctx)
+}

@@ -1,0 +1,394 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"parley.im/parley/storage"
+)
+
+// archive is one named archive of a Store. It is only a name: every archive lives in the archive_items
+// table.
+type archive struct {
+	s    *Store
+	name string
+}
+
+// Archive opens the archive with the given name; it exists as soon as something is appended to it.
+func (s *Store) Archive(name string) storage.Archive { return &archive{s: s, name: name} }
+
+// appendReq is one Append call waiting for the committer.
+type appendReq struct {
+	ctx     context.Context
+	archive string
+	owner   string
+	items   []storage.ArchiveItem
+	done    chan error // buffered: the committer never waits for the caller
+}
+
+// Append stores items for owner and returns once they are committed and synced, sharing the commit with the
+// other Append calls of the moment. If ctx ends first, Append returns its error; the items are then stored
+// only if their batch had already begun.
+func (a *archive) Append(ctx context.Context, owner string, items ...storage.ArchiveItem) error {
+	if a.s.closed.Load() {
+		return errClosed
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &appendReq{ctx: ctx, archive: a.name, owner: owner, items: items, done: make(chan error, 1)}
+	select {
+	case a.s.appends <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.s.quit:
+		return errClosed
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitLoop is the committer: it takes one waiting Append call, then every other call already waiting,
+// and commits them in one transaction. There is no timer: calls that arrive while a commit runs wait in
+// the unbuffered channel and form the next batch, so a lone caller pays one commit and a crowd shares
+// them.
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	batch := make([]*appendReq, 0, maxBatch)
+	for {
+		select {
+		case r := <-s.appends:
+			batch = append(batch[:0], r)
+		case <-s.quit:
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.appends:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		s.commitBatch(batch)
+		clear(batch) // drop the references to the callers' items
+	}
+}
+
+// commitBatch commits the calls of one batch and answers each of them.
+func (s *Store) commitBatch(batch []*appendReq) {
+	live := make([]*appendReq, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err // gave up before its batch began: store nothing
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	errs := make([]error, len(live))
+	err := s.insertBatch(live, errs)
+	s.commits.Add(1)
+	s.batched.Add(int64(len(live)))
+	for i, r := range live {
+		if err != nil {
+			r.done <- err
+		} else {
+			r.done <- errs[i]
+		}
+	}
+}
+
+// insertBatch inserts every call's items in one transaction, each call inside its own savepoint so that a
+// call that conflicts is rolled back alone; its error goes to errs. The returned error is the
+// transaction's, and concerns every call.
+func (s *Store) insertBatch(reqs []*appendReq, errs []error) error {
+	// Not one caller's context: a caller that gives up must not abort the others' commit.
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO archive_items (archive, owner, id, with_jid, ts, origin_id, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer ins.Close()
+	for i, r := range reqs {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT append_call"); err != nil {
+			return fmt.Errorf("sqlite: append: %w", err)
+		}
+		for _, it := range r.items {
+			_, err := ins.ExecContext(ctx, r.archive, r.owner, it.ID, it.With, it.Time.UnixMicro(), it.OriginID,
+				nonNil(it.Data))
+			if err == nil {
+				continue
+			}
+			if !isUnique(err) {
+				return fmt.Errorf("sqlite: append: %w", err)
+			}
+			errs[i] = fmt.Errorf("sqlite: append to %s of %q: id %q: %w", r.archive, r.owner, it.ID,
+				storage.ErrConflict)
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO append_call"); err != nil {
+				return fmt.Errorf("sqlite: append: %w", err)
+			}
+			break
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE append_call"); err != nil {
+			return fmt.Errorf("sqlite: append: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	return nil
+}
+
+// startMicros and endMicros convert inclusive bounds to stored microseconds without letting in an item
+// outside the bound: a bound inside a microsecond rounds inwards.
+func startMicros(t time.Time) int64 {
+	us := t.UnixMicro() // floors
+	if t.Nanosecond()%1000 != 0 {
+		us++
+	}
+	return us
+}
+
+func endMicros(t time.Time) int64 { return t.UnixMicro() }
+
+// filter returns the WHERE clause and arguments of q's filters (not its paging fields).
+func (a *archive) filter(owner string, q storage.ArchiveQuery) (string, []any, error) {
+	var b strings.Builder
+	args := []any{a.name, owner}
+	b.WriteString("archive = ? AND owner = ?")
+	if q.With != "" {
+		b.WriteString(" AND with_jid = ?")
+		args = append(args, q.With)
+	}
+	if !q.Start.IsZero() {
+		b.WriteString(" AND ts >= ?")
+		args = append(args, startMicros(q.Start))
+	}
+	if !q.End.IsZero() {
+		b.WriteString(" AND ts <= ?")
+		args = append(args, endMicros(q.End))
+	}
+	if len(q.IDs) > 0 {
+		// One JSON parameter however many ids: SQLite limits the number of parameters.
+		ids, err := json.Marshal(q.IDs)
+		if err != nil {
+			return "", nil, err
+		}
+		b.WriteString(" AND id IN (SELECT value FROM json_each(?))")
+		args = append(args, string(ids))
+	}
+	return b.String(), args, nil
+}
+
+// queryer is what *sql.DB and *sql.Tx have in common for reads.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// seqOf returns the position of item id in owner's archive; storage.ErrNotFound if it is not there.
+func (a *archive) seqOf(ctx context.Context, db queryer, owner, id string) (int64, error) {
+	var seq int64
+	err := db.QueryRowContext(ctx, "SELECT seq FROM archive_items WHERE archive = ? AND owner = ? AND id = ?",
+		a.name, owner, id).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("sqlite: archive %s of %q: paging id %q: %w", a.name, owner, id, storage.ErrNotFound)
+	}
+	return seq, err
+}
+
+// Query returns the selected items in append order and whether they reach the end of the selection in the
+// paging direction.
+func (a *archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery) ([]storage.ArchiveItem, bool,
+	error) {
+	where, args, err := a.filter(owner, q)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: query: %w", err)
+	}
+	if a.s.closed.Load() {
+		return nil, false, errClosed
+	}
+	var db queryer = a.s.r
+	if q.AfterID != "" || q.BeforeID != "" {
+		// One snapshot for resolving the paging ids and reading the page.
+		tx, err := a.s.readTx(ctx)
+		if err != nil {
+			return nil, false, fmt.Errorf("sqlite: query: %w", err)
+		}
+		defer tx.Rollback()
+		db = tx
+	}
+	if q.AfterID != "" {
+		seq, err := a.seqOf(ctx, db, owner, q.AfterID)
+		if err != nil {
+			return nil, false, err
+		}
+		where += " AND seq > ?"
+		args = append(args, seq)
+	}
+	if q.BeforeID != "" {
+		seq, err := a.seqOf(ctx, db, owner, q.BeforeID)
+		if err != nil {
+			return nil, false, err
+		}
+		where += " AND seq < ?"
+		args = append(args, seq)
+	}
+	stmt := "SELECT id, with_jid, ts, origin_id, data FROM archive_items WHERE " + where
+	if q.Last {
+		stmt += " ORDER BY seq DESC"
+	} else {
+		stmt += " ORDER BY seq"
+	}
+	if q.Limit > 0 {
+		// One more than asked tells whether the selection goes on.
+		stmt += " LIMIT ?"
+		args = append(args, q.Limit+1)
+	}
+	rows, err := db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: query: %w", err)
+	}
+	defer rows.Close()
+	var items []storage.ArchiveItem
+	for rows.Next() {
+		var it storage.ArchiveItem
+		var ts int64
+		if err := rows.Scan(&it.ID, &it.With, &ts, &it.OriginID, &it.Data); err != nil {
+			return nil, false, fmt.Errorf("sqlite: query: %w", err)
+		}
+		it.Time = time.UnixMicro(ts).UTC()
+		it.Data = nonNil(it.Data)
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("sqlite: query: %w", err)
+	}
+	complete := true
+	if q.Limit > 0 && len(items) > q.Limit {
+		items, complete = items[:q.Limit], false
+	}
+	if q.Last {
+		slices.Reverse(items)
+	}
+	return items, complete, nil
+}
+
+// Count returns the number of items matching the query's filters; AfterID, BeforeID, Limit and Last are
+// paging fields and ignored.
+func (a *archive) Count(ctx context.Context, owner string, q storage.ArchiveQuery) (int, error) {
+	if a.s.closed.Load() {
+		return 0, errClosed
+	}
+	where, args, err := a.filter(owner, q)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count: %w", err)
+	}
+	var n int
+	if err := a.s.r.QueryRowContext(ctx, "SELECT count(*) FROM archive_items WHERE "+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count: %w", err)
+	}
+	return n, nil
+}
+
+// Delete removes the given ids of owner's archive; absent ids are ignored.
+func (a *archive) Delete(ctx context.Context, owner string, ids ...string) error {
+	if a.s.closed.Load() {
+		return errClosed
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	j, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete: %w", err)
+	}
+	if _, err := a.s.w.ExecContext(ctx, `DELETE FROM archive_items
+		WHERE archive = ? AND owner = ? AND id IN (SELECT value FROM json_each(?))`, a.name, owner,
+		string(j)); err != nil {
+		return fmt.Errorf("sqlite: delete: %w", err)
+	}
+	return nil
+}
+
+// DeleteOwner removes every item of owner in this archive.
+func (a *archive) DeleteOwner(ctx context.Context, owner string) error {
+	if a.s.closed.Load() {
+		return errClosed
+	}
+	if _, err := a.s.w.ExecContext(ctx, "DELETE FROM archive_items WHERE archive = ? AND owner = ?", a.name,
+		owner); err != nil {
+		return fmt.Errorf("sqlite: delete owner: %w", err)
+	}
+	return nil
+}
+
+// DeleteBefore removes every item of this archive, of all owners, older than t, in transactions of
+// deleteChunk rows so that appends are not held up behind one long write, and returns how many it removed.
+// If it fails part way, the chunks already deleted stay deleted.
+func (a *archive) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	limit := startMicros(t) // older than t: ts < t, rounded like an exclusive bound
+	var total int64
+	for {
+		if a.s.closed.Load() {
+			return total, errClosed
+		}
+		res, err := a.s.w.ExecContext(ctx, `DELETE FROM archive_items WHERE seq IN (
+			SELECT seq FROM archive_items WHERE archive = ? AND ts < ? LIMIT ?)`, a.name, limit, deleteChunk)
+		if err != nil {
+			return total, fmt.Errorf("sqlite: delete before: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("sqlite: delete before: %w", err)
+		}
+		total += n
+		if n < deleteChunk {
+			return total, nil
+		}
+	}
+}
+
+// HasOrigin reports whether owner's archive holds an item with this origin id and With; an empty origin id
+// matches nothing.
+func (a *archive) HasOrigin(ctx context.Context, owner, with, originID string) (bool, error) {
+	if a.s.closed.Load() {
+		return false, errClosed
+	}
+	if originID == "" {
+		return false, nil
+	}
+	var n int
+	if err := a.s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM archive_items
+		WHERE archive = ? AND owner = ? AND origin_id = ? AND with_jid = ? LIMIT 1)`,
+		a.name, owner, originID, with).Scan(&n); err != nil {
+		return false, fmt.Errorf("sqlite: has origin: %w", err)
+	}
+	return n > 0, nil
+}
+
+var _ storage.Archive = (*archive)(nil)

@@ -1,0 +1,90 @@
+package c2s
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures the client listener. The zero value of each field means its documented default.
+type Config struct {
+	// AllowPlaintext lets clients authenticate and chat without TLS. Default false: STARTTLS is required. Turn it
+	// on only for tests or behind a TLS-terminating proxy on loopback; PLAIN is never offered without TLS.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
+	// MaxStanza is the largest top-level element accepted, in bytes. Default 262144 (256 KiB).
+	MaxStanza int `yaml:"max_stanza"`
+	// NegotiationTimeout closes a connection that has not bound a resource within this time. Default 30s.
+	NegotiationTimeout time.Duration `yaml:"negotiation_timeout"`
+	// PingInterval is the idle time after which the server pings the client (XEP-0199). Default 4m.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// PingTimeout is how long the server waits for any traffic after its ping before it closes. Default 60s.
+	PingTimeout time.Duration `yaml:"ping_timeout"`
+	// WriteTimeout bounds one write to the socket. Default 30s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MaxQueue bounds the bytes queued for one session; a session whose client does not read falls behind and
+	// is closed with resource-constraint past it. Default 4 MiB.
+	MaxQueue int `yaml:"max_queue"`
+	// MaxConnsPerIP limits concurrent connections from one IP address. Default 100; negative means unlimited.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// RateBytes is the sustained bytes per second one session may send; reading pauses beyond it (Prosody-style
+	// throttling rather than disconnection). Default 1048576; negative means unlimited.
+	RateBytes int `yaml:"rate_bytes"`
+	// AuthFailuresPerIP and AuthFailuresPerAccount limit failed authentications per AuthFailureWindow; attempts
+	// beyond them are answered with temporary-auth-failure without checking. Defaults 10, 5 and 5m.
+	AuthFailuresPerIP      int           `yaml:"auth_failures_per_ip"`
+	AuthFailuresPerAccount int           `yaml:"auth_failures_per_account"`
+	AuthFailureWindow      time.Duration `yaml:"auth_failure_window"`
+	// ResourceConflict is the policy when a client binds a resource already in use: "kick_old" (default: the
+	// older session gets a conflict stream error, as Prosody and ejabberd do) or "refuse" (the new bind fails
+	// with conflict).
+	ResourceConflict string `yaml:"resource_conflict"`
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxStanza, 256<<10)
+	defDur(&c.NegotiationTimeout, 30*time.Second)
+	defDur(&c.PingInterval, 4*time.Minute)
+	defDur(&c.PingTimeout, 60*time.Second)
+	defDur(&c.WriteTimeout, 30*time.Second)
+	def(&c.MaxQueue, 4<<20)
+	def(&c.MaxConnsPerIP, 100)
+	def(&c.RateBytes, 1<<20)
+	def(&c.AuthFailuresPerIP, 10)
+	def(&c.AuthFailuresPerAccount, 5)
+	defDur(&c.AuthFailureWindow, 5*time.Minute)
+	if c.ResourceConflict == "" {
+		c.ResourceConflict = "kick_old"
+	}
+}
+
+// Validate checks the configuration, naming the offending key.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.MaxStanza < 10000 {
+		errs = append(errs, fmt.Errorf("c2s.max_stanza: %d is below the 10000 bytes RFC 6120 13.12 requires", c.MaxStanza))
+	}
+	if c.ResourceConflict != "kick_old" && c.ResourceConflict != "refuse" {
+		errs = append(errs, fmt.Errorf("c2s.resource_conflict: %q is not kick_old or refuse", c.ResourceConflict))
+	}
+	if c.MaxQueue < c.MaxStanza {
+		errs = append(errs, fmt.Errorf("c2s.max_queue: %d is smaller than c2s.max_stanza", c.MaxQueue))
+	}
+	for name, d := range map[string]time.Duration{"negotiation_timeout": c.NegotiationTimeout, "ping_interval": c.PingInterval,
+		"ping_timeout": c.PingTimeout, "write_timeout": c.WriteTimeout, "auth_failure_window": c.AuthFailureWindow} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("c2s.%s: negative duration", name))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,191 @@
+// Package c2s is Parley's client-to-server listener (RFC 6120): stream negotiation with STARTTLS or direct TLS
+// (XEP-0368), SASL through package auth, resource binding, and then the stanza loop, which reads only each
+// stanza's envelope with package stream and hands the stanza to the router.
+//
+// Each connection has one read goroutine. Writes go through a bounded per-session queue drained by a writer
+// goroutine that exists only while there is something to write.
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/xmpp/auth"
+	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/router"
+)
+
+// Server accepts client connections for one domain.
+type Server struct {
+	cfg      Config
+	domain   jid.JID
+	tls      *tls.Config
+	leafDER  []byte
+	router   *router.Router
+	reg      *module.Registry
+	auth     *auth.Server
+	log      *slog.Logger
+	features []byte // extra stream features after authentication, rendered once
+
+	conns      connCounter
+	ipFails    *failures
+	acctFails  *failures
+	nextID     atomic.Uint64
+	Stats      Stats
+	mu         sync.Mutex
+	live       map[*conn]struct{}
+	closing    bool
+	registerOn bool
+}
+
+// Stats are the listener's counters for the metrics endpoint.
+type Stats struct {
+	Connections   atomic.Int64  // open connections
+	Accepted      atomic.Uint64 // connections accepted
+	AuthSuccesses atomic.Uint64
+	AuthFailures  atomic.Uint64
+	StreamErrors  atomic.Uint64
+	StanzasIn     atomic.Uint64
+	BytesIn       atomic.Uint64
+}
+
+// New returns a listener. tlsConfig may be nil only when cfg.AllowPlaintext is set; leafDER is the server
+// certificate used for tls-server-end-point channel binding.
+func New(cfg Config, domain jid.JID, tlsConfig *tls.Config, leafDER []byte, r *router.Router, reg *module.Registry,
+	a *auth.Server, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if tlsConfig == nil && !cfg.AllowPlaintext {
+		return nil, errors.New("c2s: a TLS configuration is required unless plaintext is allowed")
+	}
+	if tlsConfig != nil {
+		tlsConfig = tlsConfig.Clone()
+		if tlsConfig.MinVersion < tls.VersionTLS12 {
+			tlsConfig.MinVersion = tls.VersionTLS12
+		}
+	}
+	s := &Server{
+		cfg: cfg, domain: domain, tls: tlsConfig, leafDER: leafDER, router: r, reg: reg, auth: a, log: log,
+		conns:     connCounter{limit: cfg.MaxConnsPerIP, m: make(map[string]int)},
+		ipFails:   newFailures(cfg.AuthFailuresPerIP, cfg.AuthFailureWindow),
+		acctFails: newFailures(cfg.AuthFailuresPerAccount, cfg.AuthFailureWindow),
+		live:      make(map[*conn]struct{}),
+	}
+	for _, f := range reg.StreamFeatures() {
+		s.features = append(s.features, f...)
+	}
+	s.registerOn = reg.IQHandler(module.PreAuth, "get", nsRegister, "query") != nil
+	return s, nil
+}
+
+// Serve accepts connections on ln until it is closed. With directTLS the TLS handshake happens first
+// (XEP-0368); otherwise the client negotiates STARTTLS.
+func (s *Server) Serve(ln net.Listener, directTLS bool) error {
+	if directTLS && s.tls == nil {
+		return errors.New("c2s: direct TLS needs a TLS configuration")
+	}
+	var tempDelay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if tempDelay == 0 {
+					tempDelay = 5 * time.Millisecond
+				} else if tempDelay *= 2; tempDelay > time.Second {
+					tempDelay = time.Second
+				}
+				s.log.Warn("accept failed; retrying", "err", err, "delay", tempDelay)
+				time.Sleep(tempDelay)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// EMFILE and friends: back off instead of spinning.
+			s.log.Error("accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		tempDelay = 0
+		ip := hostOf(nc.RemoteAddr())
+		if !s.conns.acquire(ip) {
+			s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
+			go refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+			continue
+		}
+		s.Stats.Accepted.Add(1)
+		c := s.newConn(nc, ip, directTLS)
+		go c.serve()
+	}
+}
+
+func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
+	id := "c" + strconv.FormatUint(s.nextID.Add(1), 10)
+	c := &conn{srv: s, nc: nc, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}
+	c.sess.c = c
+	c.out.conn = nc
+	c.out.max = s.cfg.MaxQueue
+	c.out.timeout = s.cfg.WriteTimeout
+	c.out.onFailed = func(err error) { c.log.Debug("write failed", "err", err) }
+	s.mu.Lock()
+	s.live[c] = struct{}{}
+	s.mu.Unlock()
+	return c
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
+	s.conns.release(c.ip)
+}
+
+// Shutdown closes every connection with system-shutdown and waits up to the context's deadline for their read
+// loops to end (each ends by unbinding and running its Closed hooks).
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeStream("system-shutdown", "")
+	}
+	for {
+		s.mu.Lock()
+		n := len(s.live)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}

@@ -1,0 +1,99 @@
+package stanza
+
+import (
+	"encoding/xml"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+)
+
+func wellFormed(t *testing.T, b []byte) {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(string(b)))
+	for {
+		_, err := d.Token()
+		if err != nil {
+			if err.Error() == "EOF" {
+				return
+			}
+			t.Fatalf("%s is not well-formed: %v", b, err)
+		}
+	}
+}
+
+func TestAppendChildSelfClosing(t *testing.T) {
+	s := New(Message, "chat", "1", jid.MustParse("a@x/r"), jid.MustParse("b@x"), nil)
+	c := s.AppendChild([]byte("<stanza-id xmlns='urn:xmpp:sid:0' id='9'/>"))
+	want := "<message from='a@x/r' to='b@x' type='chat' id='1'><stanza-id xmlns='urn:xmpp:sid:0' id='9'/></message>"
+	if string(c.Raw) != want {
+		t.Fatalf("got %s\nwant %s", c.Raw, want)
+	}
+	if string(c.Payload()) != "<stanza-id xmlns='urn:xmpp:sid:0' id='9'/>" {
+		t.Fatalf("payload %q", c.Payload())
+	}
+	if string(s.Raw) == string(c.Raw) {
+		t.Fatal("original was changed")
+	}
+}
+
+func TestAppendChildKeepsExistingPayload(t *testing.T) {
+	s := New(Message, "chat", "1", jid.MustParse("a@x/r"), jid.MustParse("b@x"), []byte("<body>hi</body>"))
+	c := s.AppendChild([]byte("<x/>"))
+	if string(c.Payload()) != "<body>hi</body><x/>" {
+		t.Fatalf("payload %q", c.Payload())
+	}
+	wellFormed(t, c.Raw)
+}
+
+func TestWithToReplacesOrAdds(t *testing.T) {
+	raw := []byte(`<presence from='a@x/r' to="old@x"><show>away</show></presence>`)
+	s := &Stanza{Kind: Presence, Raw: raw, InnerStart: strings.Index(string(raw), "<show>"), InnerEnd: strings.Index(string(raw), "</presence>")}
+	c := s.WithTo(jid.MustParse("new@x"))
+	if strings.Contains(string(c.Raw), "old@x") || !strings.Contains(string(c.Raw), "to='new@x'") {
+		t.Fatalf("got %s", c.Raw)
+	}
+	if string(c.Payload()) != "<show>away</show>" {
+		t.Fatalf("payload moved wrongly: %q", c.Payload())
+	}
+	wellFormed(t, c.Raw)
+	// An attribute value containing '>' must not confuse the tag scanner.
+	raw2 := []byte(`<presence id='a>b'/>`)
+	s2 := &Stanza{Kind: Presence, Raw: raw2, InnerStart: len(raw2) - 2, InnerEnd: len(raw2) - 2}
+	c2 := s2.WithTo(jid.MustParse("c@x"))
+	if string(c2.Raw) != `<presence to='c@x' id='a>b'/>` {
+		t.Fatalf("got %s", c2.Raw)
+	}
+}
+
+func TestFirstChild(t *testing.T) {
+	for _, tc := range []struct{ in, local, ns, raw string }{
+		{"<query xmlns='jabber:iq:roster'/>", "query", "jabber:iq:roster", "<query xmlns='jabber:iq:roster'/>"},
+		{" <bind xmlns=\"urn:b\"><resource>r</resource></bind>tail", "bind", "urn:b", "<bind xmlns=\"urn:b\"><resource>r</resource></bind>"},
+		{"<p:q xmlns:p='urn:p'><p:x/></p:q>", "q", "urn:p", "<p:q xmlns:p='urn:p'><p:x/></p:q>"},
+		{"<q xmlns='a&amp;b'><q><q/></q></q><z/>", "q", "a&b", "<q xmlns='a&amp;b'><q><q/></q></q>"},
+		{"<q><![CDATA[</q>]]></q>", "q", "", "<q><![CDATA[</q>]]></q>"},
+	} {
+		local, ns, raw, ok := FirstChild([]byte(tc.in))
+		if !ok || local != tc.local || ns != tc.ns || string(raw) != tc.raw {
+			t.Errorf("FirstChild(%q) = %q %q %q %v", tc.in, local, ns, raw, ok)
+		}
+	}
+	if _, _, _, ok := FirstChild([]byte("text only")); ok {
+		t.Error("found a child in text")
+	}
+}
+
+func TestErrorReplySwapsAddressesAndKeepsPayload(t *testing.T) {
+	req := New(IQ, "get", "q1", jid.MustParse("a@x/r"), jid.MustParse("x"), []byte("<query xmlns='urn:q'/>"))
+	rep := ErrorReply(req, jid.JID{}, ErrServiceUnavailable)
+	want := "<iq from='x' to='a@x/r' type='error' id='q1'><query xmlns='urn:q'/><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+	if string(rep.Raw) != want {
+		t.Fatalf("got  %s\nwant %s", rep.Raw, want)
+	}
+	e := &Error{Condition: "not-acceptable", Text: "a < b"}
+	b := AppendError(nil, e)
+	if !strings.Contains(string(b), "type='modify'") || !strings.Contains(string(b), "a &lt; b") {
+		t.Fatalf("got %s", b)
+	}
+}
