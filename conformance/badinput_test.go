@@ -72,7 +72,7 @@ func TestBadInputGetsStreamErrorsAndSparesOthers(t *testing.T) {
 			}
 			// Every other session keeps working.
 			a := Dial(t, srv, "alice", "alice-secret", "after-"+strings.ReplaceAll(tc.name, " ", "-"))
-			a.Send(`<message to='bob@localhost/watch' type='chat'><body>still here</body></message>`)
+			a.Send(`<message to='` + bob.JID.String() + `' type='chat'><body>still here</body></message>`)
 			bob.Expect(5*time.Second, "still here")
 		})
 	}

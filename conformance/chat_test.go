@@ -30,32 +30,35 @@ func TestSubscriptionPresenceAndChat(t *testing.T) {
 	bob.Send(`<presence to='alice@localhost' type='subscribed'/>`)
 	bob.Expect(5*time.Second, `jabber:iq:roster`, `subscription="from"`, `alice@localhost`)
 	alice.Expect(5*time.Second, `jabber:iq:roster`, `subscription="to"`, `bob@localhost`)
-	alice.Expect(5*time.Second, "<presence", `from="bob@localhost/phone"`)
+	alice.Expect(5*time.Second, "<presence", `from="`+bob.JID.String()+`"`)
 	// and back: bob subscribes to alice.
 	bob.Send(`<presence to='alice@localhost' type='subscribe'/>`)
 	alice.Expect(5*time.Second, `type="subscribe"`, `from="bob@localhost"`)
 	alice.Send(`<presence to='bob@localhost' type='subscribed'/>`)
 	alice.Expect(5*time.Second, `jabber:iq:roster`, `subscription="both"`)
 	bob.Expect(5*time.Second, `jabber:iq:roster`, `subscription="both"`)
-	bob.Expect(5*time.Second, "<presence", `from="alice@localhost/laptop"`)
+	bob.Expect(5*time.Second, "<presence", `from="`+alice.JID.String()+`"`)
 
 	for i := 0; i < 3; i++ {
 		alice.Send(fmt.Sprintf(`<message to='bob@localhost' type='chat' id='a%d'><body>hello bob %d</body></message>`, i, i))
 		got := bob.Expect(5*time.Second, fmt.Sprintf("hello bob %d", i))
-		if !strings.Contains(got, `from="alice@localhost/laptop"`) {
+		if !strings.Contains(got, `from="`+alice.JID.String()+`"`) {
 			t.Fatalf("message not stamped with the sender's full JID: %s", got)
 		}
-		bob.Send(fmt.Sprintf(`<message to='alice@localhost/laptop' type='chat' id='b%d'><body>hi alice %d</body></message>`, i, i))
-		alice.Expect(5*time.Second, fmt.Sprintf("hi alice %d", i), `from="bob@localhost/phone"`)
+		bob.Send(fmt.Sprintf(`<message to='%s' type='chat' id='b%d'><body>hi alice %d</body></message>`, alice.JID, i, i))
+		alice.Expect(5*time.Second, fmt.Sprintf("hi alice %d", i), `from="`+bob.JID.String()+`"`)
 	}
 
 	// A forged from is a stream error for the forger only; bob keeps working.
-	alice.Send(`<message from='bob@localhost/phone' to='bob@localhost'><body>forged</body></message>`)
+	mallory := Dial(t, srv, "alice", "alice-secret", "")
+	mallory.Send(`<message from='` + bob.JID.String() + `' to='bob@localhost'><body>forged</body></message>`)
 	bob.ExpectNone(500*time.Millisecond, "forged")
+	alice.Send(`<message to='bob@localhost' type='chat'><body>after forgery</body></message>`)
+	bob.Expect(5*time.Second, "after forgery")
 
 	// bob goes offline: alice sees unavailable.
 	bob.S.Close()
-	alice.Expect(5*time.Second, `type="unavailable"`, `from="bob@localhost/phone"`)
+	alice.Expect(5*time.Second, `type="unavailable"`, `from="`+bob.JID.String()+`"`)
 }
 
 // The roster survives a restart and roster versioning answers an up-to-date client with an empty result.

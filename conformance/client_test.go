@@ -21,6 +21,7 @@ type Client struct {
 	S   *xmpp.Session
 	JID jid.JID
 	In  chan string
+	tr  *transcript
 }
 
 // Dial logs user in over STARTTLS with the given SASL mechanisms (SCRAM-SHA-256 when none) and binds a resource.
@@ -49,14 +50,15 @@ func DialErr(t *testing.T, srv *Server, user, password, resource string, mechs .
 	if resource != "" {
 		origin = jid.MustParse(user + "@" + srv.Domain + "/" + resource)
 	}
-	tr := newTranscript(t, user+"/"+resource, nc)
-	s, err := xmpp.NewClientSession(ctx, origin, tr,
+	// The transcript records stanzas, not the wire: mellium wraps the connection in TLS itself.
+	tr := newTranscript(t, user+"/"+resource, nil)
+	s, err := xmpp.NewClientSession(ctx, origin, nc,
 		xmpp.StartTLS(srv.TLSConfig()), xmpp.SASL("", password, mechs...), xmpp.BindResource())
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	c := &Client{t: t, S: s, JID: s.LocalAddr(), In: make(chan string, 1024)}
+	c := &Client{t: t, S: s, JID: s.LocalAddr(), In: make(chan string, 1024), tr: tr}
 	go s.Serve(xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		var buf bytes.Buffer
 		enc := xml.NewEncoder(&buf)
@@ -64,6 +66,7 @@ func DialErr(t *testing.T, srv *Server, user, password, resource string, mechs .
 			return err
 		}
 		enc.Flush()
+		tr.record("S:", buf.Bytes())
 		c.In <- buf.String()
 		return nil
 	}))
@@ -76,6 +79,7 @@ func (c *Client) Send(raw string) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	c.tr.record("C:", []byte(raw))
 	if err := c.S.Send(ctx, xml.NewDecoder(strings.NewReader(raw))); err != nil {
 		c.t.Fatalf("%s send: %v", c.JID, err)
 	}

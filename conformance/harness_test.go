@@ -182,6 +182,7 @@ type transcript struct {
 }
 
 func newTranscript(t *testing.T, name string, c net.Conn) *transcript {
+	// c may be nil when the caller records stanzas itself.
 	tr := &transcript{Conn: c, t: t, name: name, mu: &sync.Mutex{}, buf: &bytes.Buffer{}}
 	t.Cleanup(func() {
 		if testing.Verbose() || t.Failed() {

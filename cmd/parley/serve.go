@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -110,7 +111,13 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		return fail(err)
 	}
 	s.router.Start()
+	fakeKey, err := fakeSaltKey(ctx, store, domain.String())
+	if err != nil {
+		return fail(err)
+	}
 	authSrv := auth.NewServer(auth.Config{
+		Domain:      domain.String(),
+		FakeSaltKey: fakeKey,
 		Lookup: func(ctx context.Context, user string) ([]storage.ScramCredential, error) {
 			j, err := jid.New(user, domain.Domainpart(), "")
 			if err != nil {
@@ -154,6 +161,28 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		go s.http.Serve(ln)
 	}
 	return s, nil
+}
+
+// fakeSaltKey returns the secret from which SCRAM answers for unknown users derive their salts. It is kept in
+// the database, so the fake salts stay the same across restarts and across the nodes of a cluster: a salt that
+// changed would tell an attacker the account does not exist.
+func fakeSaltKey(ctx context.Context, kv storage.KV, domain string) ([]byte, error) {
+	const key = "auth/fake-salt-key"
+	v, err := kv.Value(ctx, domain, key)
+	if err == nil && len(v) >= 32 {
+		return v, nil
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	v = make([]byte, 32)
+	if _, err := rand.Read(v); err != nil {
+		return nil, err
+	}
+	if err := kv.PutValue(ctx, domain, key, v); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return v, nil
 }
 
 func on(addr string) bool { return addr != "" && addr != "off" }

@@ -127,7 +127,7 @@ func (c *conn) end(err error) {
 		for _, h := range c.srv.reg.SessionHooks(module.Closed) {
 			h(c.ctx, &c.sess)
 		}
-		c.log.Info("session ended", "jid", c.jid.String())
+		c.log.Info("session ended")
 	}
 	c.out.finish(nil)
 	// Give the writer a moment to flush the last bytes, then make sure the socket is gone.

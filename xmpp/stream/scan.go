@@ -460,7 +460,7 @@ loop:
 				err = r.fail(NotWellFormed, "bad XML declaration", p)
 				break loop
 			}
-			if err = r.decl(p); err != nil {
+			if err = r.decl(); err != nil {
 				break loop
 			}
 			p++

@@ -1,0 +1,270 @@
+package muc
+
+import (
+	"encoding/xml"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/xmpp/stanza"
+)
+
+// Namespaces.
+const (
+	NS           = "http://jabber.org/protocol/muc"
+	NSUser       = NS + "#user"
+	NSAdmin      = NS + "#admin"
+	NSOwner      = NS + "#owner"
+	NSRoomConfig = NS + "#roomconfig"
+	NSRoomInfo   = NS + "#roominfo"
+	NSUnique     = NS + "#unique"
+	NSStableID   = NS + "#stable_id"
+	NSSelfPing   = NS + "#self-ping-optimization" // XEP-0410
+	NSConference = "jabber:x:conference"          // XEP-0249 direct invitations
+	NSSID        = "urn:xmpp:sid:0"
+	NSPing       = "urn:xmpp:ping"
+	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	NSDiscoItems = "http://jabber.org/protocol/disco#items"
+	NSData       = "jabber:x:data"
+	NSDelay      = "urn:xmpp:delay"
+	NSHints      = "urn:xmpp:hints"
+	NSChatStates = "http://jabber.org/protocol/chatstates"
+)
+
+// child is one child element of a stanza's content.
+type child struct {
+	local, ns string
+	raw       []byte
+}
+
+// children splits inner XML into its child elements (text between them is dropped). Namespaces are the ones
+// each child declares itself, which is how clients write them.
+func children(inner []byte) []child {
+	var out []child
+	for len(inner) > 0 {
+		local, ns, raw, ok := stanza.FirstChild(inner)
+		if !ok {
+			break
+		}
+		out = append(out, child{local, ns, raw})
+		// raw is a subslice of inner: its end is where the next search starts.
+		end := cap(inner) - cap(raw) + len(raw)
+		inner = inner[end:]
+	}
+	return out
+}
+
+func appendAttr(b []byte, name, value string) []byte {
+	b = append(b, ' ')
+	b = append(b, name...)
+	b = append(b, "='"...)
+	b = stanza.AppendEscape(b, value)
+	return append(b, '\'')
+}
+
+func appendText(b []byte, name, text string) []byte {
+	b = append(b, '<')
+	b = append(b, name...)
+	b = append(b, '>')
+	b = stanza.AppendEscape(b, text)
+	b = append(b, "</"...)
+	b = append(b, name...)
+	return append(b, '>')
+}
+
+func appendStatus(b []byte, codes ...int) []byte {
+	for _, c := range codes {
+		b = append(b, "<status code='"...)
+		b = strconv.AppendInt(b, int64(c), 10)
+		b = append(b, "'/>"...)
+	}
+	return b
+}
+
+// addressed returns a copy of a stanza built without a to attribute, addressed to to. It is the fan-out
+// primitive: one allocation of the exact size per recipient.
+func addressed(t *stanza.Stanza, to jid.JID, toStr string) *stanza.Stanza {
+	n := len(t.Kind.String()) + 1 // "<message"
+	raw := make([]byte, 0, len(t.Raw)+len(toStr)+16)
+	raw = append(raw, t.Raw[:n]...)
+	raw = appendAttr(raw, "to", toStr)
+	d := len(raw) - n
+	raw = append(raw, t.Raw[n:]...)
+	c := *t
+	c.To, c.Raw, c.InnerStart, c.InnerEnd = to, raw, t.InnerStart+d, t.InnerEnd+d
+	return &c
+}
+
+// build builds a stanza from the service without a to attribute (see addressed), with an optional xml:lang.
+func build(k stanza.Kind, typ, id string, from jid.JID, lang string, inner []byte) *stanza.Stanza {
+	s := stanza.New(k, typ, id, from, jid.JID{}, inner)
+	if lang == "" {
+		return s
+	}
+	n := len(k.String()) + 1
+	raw := make([]byte, 0, len(s.Raw)+len(lang)+12)
+	raw = append(raw, s.Raw[:n]...)
+	raw = appendAttr(raw, "xml:lang", lang)
+	d := len(raw) - n
+	raw = append(raw, s.Raw[n:]...)
+	s.Raw, s.InnerStart, s.InnerEnd, s.Lang = raw, s.InnerStart+d, s.InnerEnd+d, lang
+	return s
+}
+
+// fromStored rebuilds a message template from archived bytes (what build produced).
+func fromStored(raw []byte, from jid.JID) *stanza.Stanza {
+	end := tagEnd(raw)
+	s := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", From: from, Raw: raw}
+	if end > 0 && raw[end-1] == '/' {
+		s.InnerStart, s.InnerEnd = end-1, end-1
+		return s
+	}
+	s.InnerStart = end + 1
+	s.InnerEnd = max(len(raw)-len("</message>"), s.InnerStart)
+	return s
+}
+
+func tagEnd(raw []byte) int {
+	var quote byte
+	for i := 1; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '>':
+			return i
+		}
+	}
+	return len(raw) - 1
+}
+
+// attr returns the value of an attribute of the root start tag of raw, unescaped.
+func attr(raw []byte, name string) string {
+	var x struct {
+		Attrs []xml.Attr `xml:",any,attr"`
+	}
+	end := tagEnd(raw)
+	if end >= len(raw) {
+		return ""
+	}
+	tag := make([]byte, 0, end+2)
+	tag = append(tag, raw[:end]...)
+	if end > 0 && tag[end-1] == '/' {
+		tag = tag[:end-1]
+	}
+	tag = append(tag, "/>"...)
+	if xml.Unmarshal(tag, &x) != nil {
+		return ""
+	}
+	for _, a := range x.Attrs {
+		if a.Name.Local == name && a.Name.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// textOf returns the text content of a simple element such as <body/> or <subject/>.
+func textOf(raw []byte) string {
+	var s string
+	if xml.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// dataForm is an XEP-0004 data form.
+type dataForm struct {
+	XMLName xml.Name    `xml:"jabber:x:data x"`
+	Type    string      `xml:"type,attr"`
+	Fields  []formField `xml:"jabber:x:data field"`
+}
+
+type formField struct {
+	Var    string   `xml:"var,attr"`
+	Values []string `xml:"jabber:x:data value"`
+}
+
+// values returns the form's fields by var (the last of a repeated var wins).
+func (f *dataForm) values() map[string][]string {
+	m := make(map[string][]string, len(f.Fields))
+	for _, fl := range f.Fields {
+		m[fl.Var] = fl.Values
+	}
+	return m
+}
+
+// parseBool reads an XEP-0004 boolean.
+func parseBool(v []string) (bool, bool) {
+	if len(v) != 1 {
+		return false, len(v) == 0
+	}
+	switch strings.TrimSpace(v[0]) {
+	case "1", "true":
+		return true, true
+	case "0", "false":
+		return false, true
+	}
+	return false, false
+}
+
+// formBuilder writes an XEP-0004 form.
+type formBuilder struct{ b []byte }
+
+func newForm(b []byte, typ, formType string) *formBuilder {
+	b = append(b, "<x xmlns='"+NSData+"' type='"...)
+	b = append(b, typ...)
+	b = append(b, "'><field var='FORM_TYPE' type='hidden'><value>"...)
+	b = stanza.AppendEscape(b, formType)
+	b = append(b, "</value></field>"...)
+	return &formBuilder{b}
+}
+
+func (f *formBuilder) field(typ, v, label string, values ...string) *formBuilder {
+	f.b = append(f.b, "<field"...)
+	f.b = appendAttr(f.b, "var", v)
+	if typ != "" {
+		f.b = appendAttr(f.b, "type", typ)
+	}
+	if label != "" {
+		f.b = appendAttr(f.b, "label", label)
+	}
+	f.b = append(f.b, '>')
+	for _, x := range values {
+		f.b = appendText(f.b, "value", x)
+	}
+	f.b = append(f.b, "</field>"...)
+	return f
+}
+
+func (f *formBuilder) list(typ, v, label, value string, options ...string) *formBuilder {
+	f.b = append(f.b, "<field"...)
+	f.b = appendAttr(f.b, "var", v)
+	f.b = appendAttr(f.b, "type", typ)
+	f.b = appendAttr(f.b, "label", label)
+	f.b = append(f.b, '>')
+	f.b = appendText(f.b, "value", value)
+	for i := 0; i+1 < len(options); i += 2 {
+		f.b = append(f.b, "<option"...)
+		f.b = appendAttr(f.b, "label", options[i+1])
+		f.b = append(f.b, '>')
+		f.b = appendText(f.b, "value", options[i])
+		f.b = append(f.b, "</option>"...)
+	}
+	f.b = append(f.b, "</field>"...)
+	return f
+}
+
+func (f *formBuilder) done() []byte { return append(f.b, "</x>"...) }
+
+func boolValue(v bool) string {
+	if v {
+		return "1"
+	}
+	return "0"
+}
