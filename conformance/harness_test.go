@@ -239,3 +239,15 @@ func readUntil(t *testing.T, c net.Conn, want string, d time.Duration) string {
 
 var _ = io.EOF
 var _ = context.Background
+
+// cut closes the TCP connection under c without a stream close or TLS close_notify: what a phone losing its
+// network looks like to the server (eventually).
+func cut(c net.Conn) {
+	if tr, ok := c.(*transcript); ok {
+		c = tr.Conn
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	c.Close()
+}

@@ -159,18 +159,25 @@ func (m *Module) store(ctx context.Context, d *module.Delivery) (module.Verdict,
 			Text: "the recipient's offline storage is full"}
 	}
 	now := time.Now().UTC()
-	delay := []byte("<delay xmlns='urn:xmpp:delay' from='")
-	delay = stanza.AppendEscape(delay, m.domain.String())
-	delay = append(delay, "' stamp='"...)
-	delay = now.AppendFormat(delay, "2006-01-02T15:04:05.000000Z")
-	delay = append(delay, "'>Offline Storage</delay>"...)
-	stored := s.AppendChild(delay)
-	item := storage.ArchiveItem{ID: newID(), With: s.From.Bare().String(), Time: now, OriginID: "", Data: stored.Raw}
+	stored := s
+	if !bytes.Contains(s.Payload(), []byte("urn:xmpp:delay")) {
+		stored = s.AppendChild(delayElement(m.domain, now))
+	}
+	item := storage.ArchiveItem{ID: newID(), With: s.From.Bare().String(), Time: now, Data: stored.Raw}
 	if err := m.archive.Append(ctx, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("offline: %w", err)
 	}
 	m.Stored.Add(1)
 	return module.Handled, nil
+}
+
+// delayElement is the XEP-0203 stamp of when the server took the message.
+func delayElement(domain jid.JID, now time.Time) []byte {
+	delay := []byte("<delay xmlns='urn:xmpp:delay' from='")
+	delay = stanza.AppendEscape(delay, domain.String())
+	delay = append(delay, "' stamp='"...)
+	delay = now.AppendFormat(delay, "2006-01-02T15:04:05.000000Z")
+	return append(delay, "'>Offline Storage</delay>"...)
 }
 
 // deliver sends the account's stored messages to a session that just became available, oldest first, and
@@ -200,7 +207,13 @@ func (m *Module) deliver(ctx context.Context, sess module.Session) {
 		}
 		ids := make([]string, 0, len(items))
 		for _, it := range items {
-			st := &stanza.Stanza{Kind: stanza.Message, Raw: it.Data}
+			st, err := stanza.Parse(it.Data)
+			if err != nil {
+				// Unreadable (stored by a broken version?): drop it rather than block the queue forever.
+				m.log.Error("dropping unreadable offline message", "owner", owner, "id", it.ID, "err", err)
+				ids = append(ids, it.ID)
+				continue
+			}
 			if err := sess.Send(st); err != nil {
 				// The session went away: what was not queued stays stored for the next one.
 				m.deleteDelivered(ctx, owner, ids)

@@ -306,37 +306,44 @@ func attr(el []byte, name string) []byte {
 	}
 }
 
+// tagPattern holds the byte patterns childText looks for, built once per element name.
+type tagPattern struct{ open, close []byte }
+
+func tagPat(name string) tagPattern {
+	return tagPattern{open: []byte("<" + name), close: []byte("</" + name)}
+}
+
+var tagBody = tagPat("body")
+
 // childText returns the text of the first <name>...</name> inside el (any depth), or nil.
-func childText(el []byte, name string) []byte {
-	open := "<" + name
-	for i := 1; ; {
-		k := bytes.Index(el[i:], []byte(open))
+func childText(el []byte, t tagPattern) []byte {
+	for i := 1; i < len(el); {
+		k := bytes.Index(el[i:], t.open)
 		if k < 0 {
 			return nil
 		}
-		p := i + k + len(open)
+		p := i + k + len(t.open)
 		i = p
 		if p >= len(el) {
 			return nil
 		}
 		switch el[p] {
-		case '>', ' ', '\t', '\r', '\n':
-		case '/':
-			return []byte{}
+		case '>', '/', ' ', '\t', '\r', '\n':
 		default:
-			continue
+			continue // a longer name such as <bodyx>
 		}
-		e, closed, ok := tagEnd(el, p-len(open))
+		e, closed, ok := tagEnd(el, p-len(t.open))
 		if !ok {
 			return nil
 		}
 		if closed {
 			return []byte{}
 		}
-		c := bytes.Index(el[e:], []byte("</"+name))
+		c := bytes.Index(el[e:], t.close)
 		if c < 0 {
 			return nil
 		}
 		return el[e : e+c]
 	}
+	return nil
 }

@@ -38,6 +38,9 @@ type Config struct {
 	// older session gets a conflict stream error, as Prosody and ejabberd do) or "refuse" (the new bind fails
 	// with conflict).
 	ResourceConflict string `yaml:"resource_conflict"`
+	// ResumeTimeout is how long a session with XEP-0198 resumption waits for its client after the connection
+	// broke; then its unacknowledged messages go to another resource or offline storage. Default 5m.
+	ResumeTimeout time.Duration `yaml:"resume_timeout"`
 }
 
 func (c *Config) setDefaults() {
@@ -62,6 +65,7 @@ func (c *Config) setDefaults() {
 	def(&c.AuthFailuresPerIP, 10)
 	def(&c.AuthFailuresPerAccount, 5)
 	defDur(&c.AuthFailureWindow, 5*time.Minute)
+	defDur(&c.ResumeTimeout, 5*time.Minute)
 	if c.ResourceConflict == "" {
 		c.ResourceConflict = "kick_old"
 	}
@@ -81,7 +85,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("c2s.max_queue: %d is smaller than c2s.max_stanza", c.MaxQueue))
 	}
 	for name, d := range map[string]time.Duration{"negotiation_timeout": c.NegotiationTimeout, "ping_interval": c.PingInterval,
-		"ping_timeout": c.PingTimeout, "write_timeout": c.WriteTimeout, "auth_failure_window": c.AuthFailureWindow} {
+		"ping_timeout": c.PingTimeout, "write_timeout": c.WriteTimeout, "auth_failure_window": c.AuthFailureWindow, "resume_timeout": c.ResumeTimeout} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("c2s.%s: negative duration", name))
 		}

@@ -34,6 +34,7 @@ const (
 	nsRegister = "jabber:iq:register"
 	nsSASLCB   = "urn:xmpp:sasl-cb:0"
 	nsPing     = "urn:xmpp:ping"
+	nsSM       = "urn:xmpp:sm:3"
 
 	// maxAuthAttempts is how many failed SASL exchanges one connection may make before it is closed.
 	maxAuthAttempts = 3
@@ -58,10 +59,12 @@ type conn struct {
 	lang     string
 
 	bound        atomic.Bool
+	serverClosed atomic.Bool // the server ended the stream (stream error, conflict, shutdown): no hibernation
 	headerSent   bool
 	authAttempts int
 	out          outq
-	sess         session
+	sess         *session
+	hIn          *atomic.Uint32 // the session's XEP-0198 inbound count, shared with whoever resumes it
 	rate         bucket
 
 	lastActivity atomic.Int64
@@ -123,11 +126,24 @@ func (c *conn) end(err error) {
 		c.log.Debug("connection ended", "err", err)
 	}
 	if c.bound.Load() {
-		c.srv.router.Unbind(&c.sess)
-		for _, h := range c.srv.reg.SessionHooks(module.Closed) {
-			h(c.ctx, &c.sess)
+		// A connection that broke under a resumable session leaves it hibernating; any other end ends it.
+		broken := err != nil && !errors.Is(err, io.EOF) && !c.serverClosed.Load()
+		var se2 *streamError
+		var pe2 *stream.Error
+		if errors.As(err, &se2) || errors.As(err, &pe2) {
+			broken = false
 		}
-		c.log.Info("session ended")
+		c.sess.mu.Lock()
+		mine, resumable := c.sess.conn == c, c.sess.sm.resumable
+		c.sess.mu.Unlock()
+		switch {
+		case !mine:
+			// Resumed on another connection: the session is not ours to end.
+		case broken && resumable:
+			c.sess.hibernate(c)
+		default:
+			c.sess.terminate()
+		}
 	}
 	c.out.finish(nil)
 	// Give the writer a moment to flush the last bytes, then make sure the socket is gone.
@@ -142,6 +158,7 @@ func isTimeout(err error) bool {
 // streamError sends a stream error and the close tag, opening the stream first if the header has not been sent
 // (RFC 6120 4.9.1.2).
 func (c *conn) streamError(cond, text string) {
+	c.serverClosed.Store(true)
 	c.srv.Stats.StreamErrors.Add(1)
 	var b []byte
 	if !c.headerSent {
@@ -167,6 +184,7 @@ func appendStreamError(b []byte, cond, text string) []byte {
 
 // closeStream ends the session from another goroutine (conflict, shutdown, slow consumer, keepalive timeout).
 func (c *conn) closeStream(cond, text string) {
+	c.serverClosed.Store(true)
 	if cond == "" {
 		c.out.finish([]byte("</stream:stream>"))
 		return
@@ -285,7 +303,7 @@ func (c *conn) negotiate() error {
 			}
 		default:
 			var feat []byte
-			feat = append(feat, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session>"...)
+			feat = append(feat, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session><sm xmlns='"+nsSM+"'/>"...)
 			feat = append(feat, c.srv.features...)
 			if err := c.openStream(feat); err != nil {
 				return err
@@ -558,6 +576,25 @@ func (c *conn) negotiateBind() error {
 		if err != nil {
 			return err
 		}
+		if el.NS == nsSM {
+			switch el.Local {
+			case "resume":
+				ok, err := c.resume(el)
+				if err != nil {
+					return err
+				}
+				if ok {
+					return nil
+				}
+			case "enable":
+				c.send([]byte("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='" + stanza.NSStanzas + "'/></failed>"))
+			case "r", "a":
+				// Nothing to acknowledge before a session exists.
+			default:
+				return &streamError{"unsupported-stanza-type", ""}
+			}
+			continue
+		}
 		if el.Local != "iq" || el.NS != nsClient {
 			if stanza.KindOf(el.Local) != 0 && el.NS == nsClient {
 				return &streamError{"not-authorized", "bind a resource first"}
@@ -585,8 +622,7 @@ func (c *conn) negotiateBind() error {
 			c.send(iqError(iq.ID, "conflict", "resource in use"))
 			continue
 		}
-		c.jid = full
-		c.fromAttr = append(stanza.AppendEscape([]byte(" from='"), full.String()), '\'')
+		c.attach(&session{srv: c.srv, id: c.id, jid: full, conn: c}, new(atomic.Uint32))
 		var b []byte
 		b = append(b, "<iq type='result' id='"...)
 		b = stanza.AppendEscape(b, iq.ID)
@@ -594,11 +630,10 @@ func (c *conn) negotiateBind() error {
 		b = stanza.AppendEscape(b, full.String())
 		b = append(b, "</jid></bind></iq>"...)
 		c.send(b)
-		c.log = c.log.With("jid", full.String())
 		for _, h := range c.srv.reg.SessionHooks(module.Bound) {
-			h(c.ctx, &c.sess)
+			h(c.ctx, c.sess)
 		}
-		if old := c.srv.router.Bind(&c.sess); old != nil {
+		if old := c.srv.router.Bind(c.sess); old != nil {
 			old.Close("conflict", "replaced by a new connection with the same resource")
 		}
 		c.bound.Store(true)
@@ -638,7 +673,7 @@ func (c *conn) onIdle() {
 	}
 	c.pingSent.Store(true)
 	ping := stanza.New(stanza.IQ, "get", "ping-"+randomID(4), c.srv.domain, c.jid, []byte("<ping xmlns='"+nsPing+"'/>"))
-	c.sess.Send(ping)
+	c.out.push(ping.Raw) // not counted by stream management: the server answers the result itself
 	c.timer.Reset(c.srv.cfg.PingTimeout)
 }
 
@@ -656,6 +691,12 @@ func (c *conn) loop() error {
 		if d := c.rate.take(len(el.Raw), now); d > 0 {
 			time.Sleep(d)
 		}
+		if el.NS == nsSM {
+			if err := c.handleSM(el); err != nil {
+				return err
+			}
+			continue
+		}
 		kind := stanza.KindOf(el.Local)
 		if kind == 0 || el.NS != nsClient {
 			return &streamError{"unsupported-stanza-type", ""}
@@ -664,6 +705,9 @@ func (c *conn) loop() error {
 		if err := c.handleStanza(kind, el); err != nil {
 			return err
 		}
+		// Counted once handled: the router has routed it and whatever makes it durable has committed, so an
+		// <a/> carrying this count promises only what is true (DESIGN.md: durable before acknowledged).
+		c.hIn.Add(1)
 	}
 }
 
@@ -694,7 +738,7 @@ func (c *conn) handleStanza(kind stanza.Kind, el *stream.Element) error {
 			return nil
 		}
 	}
-	c.srv.router.RouteFrom(c.ctx, &c.sess, st)
+	c.srv.router.RouteFrom(c.ctx, c.sess, st)
 	return nil
 }
 

@@ -45,6 +45,29 @@ type Server struct {
 	live       map[*conn]struct{}
 	closing    bool
 	registerOn bool
+
+	resumeMu sync.Mutex
+	resumes  map[string]*session // XEP-0198 resumption ids of live and hibernating sessions
+}
+
+func (s *Server) keepResumable(id string, sess *session) {
+	s.resumeMu.Lock()
+	s.resumes[id] = sess
+	s.resumeMu.Unlock()
+}
+
+func (s *Server) resumableSession(id string) *session {
+	s.resumeMu.Lock()
+	defer s.resumeMu.Unlock()
+	return s.resumes[id]
+}
+
+func (s *Server) forgetResumable(id string, sess *session) {
+	s.resumeMu.Lock()
+	if s.resumes[id] == sess {
+		delete(s.resumes, id)
+	}
+	s.resumeMu.Unlock()
 }
 
 // Stats are the listener's counters for the metrics endpoint.
@@ -81,6 +104,7 @@ func New(cfg Config, domain jid.JID, tlsConfig *tls.Config, leafDER []byte, r *r
 		ipFails:   newFailures(cfg.AuthFailuresPerIP, cfg.AuthFailureWindow),
 		acctFails: newFailures(cfg.AuthFailuresPerAccount, cfg.AuthFailureWindow),
 		live:      make(map[*conn]struct{}),
+		resumes:   make(map[string]*session),
 	}
 	for _, f := range reg.StreamFeatures() {
 		s.features = append(s.features, f...)
@@ -134,7 +158,6 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
 	id := "c" + strconv.FormatUint(s.nextID.Add(1), 10)
 	c := &conn{srv: s, nc: nc, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}
-	c.sess.c = c
 	c.out.conn = nc
 	c.out.max = s.cfg.MaxQueue
 	c.out.timeout = s.cfg.WriteTimeout

@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -29,6 +30,8 @@ type outq struct {
 	conn     net.Conn
 	timeout  time.Duration
 	onFailed func(error)
+	// afterDrain returns bytes to write at the end of a drain (an XEP-0198 ack request), or nil.
+	afterDrain func() []byte
 }
 
 // writeChunk is the size of the coalescing buffer one drain writes through: a burst of small stanzas goes out in
@@ -83,12 +86,24 @@ func (q *outq) finish(last []byte) {
 func (q *outq) drain() {
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
+	asked := false
 	for {
 		q.mu.Lock()
 		bufs := q.bufs
 		q.bufs = nil
 		q.bytes = 0
 		if len(bufs) == 0 {
+			if !asked && !q.closing && q.afterDrain != nil {
+				// Asked outside q.mu: afterDrain takes the session lock, which is ordered before q.mu.
+				q.mu.Unlock()
+				asked = true
+				if extra := q.afterDrain(); extra != nil {
+					if !q.writeOrFail([][]byte{extra}, bp) {
+						return
+					}
+				}
+				continue
+			}
 			q.writing = false
 			closing := q.closing && !q.closed
 			if closing {
@@ -100,18 +115,28 @@ func (q *outq) drain() {
 			}
 			return
 		}
+		asked = false
 		q.mu.Unlock()
-		if err := q.write(bufs, bp); err != nil {
-			q.mu.Lock()
-			q.closed, q.writing, q.bufs = true, false, nil
-			q.mu.Unlock()
-			q.conn.Close()
-			if q.onFailed != nil {
-				q.onFailed(err)
-			}
+		if !q.writeOrFail(bufs, bp) {
 			return
 		}
 	}
+}
+
+// writeOrFail writes bufs; on error it marks the queue closed, closes the socket and reports false.
+func (q *outq) writeOrFail(bufs [][]byte, bp *[]byte) bool {
+	err := q.write(bufs, bp)
+	if err == nil {
+		return true
+	}
+	q.mu.Lock()
+	q.closed, q.writing, q.bufs = true, false, nil
+	q.mu.Unlock()
+	q.conn.Close()
+	if q.onFailed != nil {
+		q.onFailed(err)
+	}
+	return false
 }
 
 func (q *outq) write(bufs [][]byte, bp *[]byte) error {
@@ -142,29 +167,79 @@ func (q *outq) write(bufs [][]byte, bp *[]byte) error {
 	return nil
 }
 
-// session is the module.Session of a bound connection. Presence fields are guarded by mu; the router reads them
-// for every message to the account, the presence module writes them.
+// session is the module.Session of a bound resource. Without stream management it lives and dies with its
+// connection. With XEP-0198 resumption enabled it outlives a broken connection: it hibernates, keeps what is
+// sent to it among its unacknowledged stanzas, and a new connection that resumes it gets them replayed.
 type session struct {
-	c *conn
+	srv *Server
+	id  string // the id of the connection that bound it, for logs
+	jid jid.JID
 
 	mu         sync.Mutex
+	conn       *conn // nil while hibernating
+	ended      bool
 	presence   *stanza.Stanza
 	priority   int
 	interested bool
+	sm         smState
+	hIn        *atomic.Uint32 // XEP-0198 inbound count, advanced by the reading connection
 
 	available atomic.Bool
 }
 
-func (s *session) ID() string   { return s.c.id }
-func (s *session) JID() jid.JID { return s.c.jid }
+// smState is the XEP-0198 bookkeeping of a session, guarded by session.mu.
+type smState struct {
+	enabled   bool
+	resumable bool
+	id        string
+	hIn       uint32 // stanzas handled from the client
+	hOut      uint32 // stanzas sent to the client
+	unacked   []*stanza.Stanza
+	unackedSz int
+	requested bool // an <r/> is outstanding
+	timer     *time.Timer
+}
 
+func (s *session) ID() string   { return s.id }
+func (s *session) JID() jid.JID { return s.jid }
+
+// Send queues a stanza. With stream management it is kept until the client acknowledges it; while the session
+// hibernates it is only kept, to be replayed on resumption.
 func (s *session) Send(st *stanza.Stanza) error {
-	if !s.c.out.push(st.Raw) {
-		if s.c.out.isClosing() {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return errClosed
+	}
+	if s.sm.enabled {
+		if s.sm.unackedSz+len(st.Raw) > s.srv.cfg.MaxQueue {
+			c := s.conn
+			s.mu.Unlock()
+			s.srv.log.Warn("too many unacknowledged stanzas; ending session", "session", s.id, "limit", s.srv.cfg.MaxQueue)
+			if c != nil {
+				c.closeStream("resource-constraint", "too many unacknowledged stanzas")
+			} else {
+				s.terminate()
+			}
 			return errClosed
 		}
-		s.c.log.Warn("outbound queue full; closing slow session", "limit", s.c.out.max)
-		s.Close("resource-constraint", "too many stanzas queued for this session")
+		s.sm.unacked = append(s.sm.unacked, st)
+		s.sm.unackedSz += len(st.Raw)
+		s.sm.hOut++
+	}
+	c := s.conn
+	if c == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	ok := c.out.push(st.Raw)
+	s.mu.Unlock()
+	if !ok {
+		if c.out.isClosing() {
+			return errClosed
+		}
+		c.log.Warn("outbound queue full; closing slow session", "limit", c.out.max)
+		c.closeStream("resource-constraint", "too many stanzas queued for this session")
 		return errClosed
 	}
 	return nil
@@ -209,6 +284,96 @@ func (s *session) SetInterested() {
 	s.mu.Unlock()
 }
 
-func (s *session) Close(condition, text string) { s.c.closeStream(condition, text) }
+// Close ends the session: its connection gets the stream error; a hibernating session ends at once.
+func (s *session) Close(condition, text string) {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c != nil {
+		c.closeStream(condition, text)
+		return
+	}
+	s.terminate()
+}
+
+// ack drops the stanzas the client acknowledged with h. It reports false when h acknowledges more than was sent.
+func (s *session) ack(h uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sm.requested = false
+	sentBefore := s.sm.hOut - uint32(len(s.sm.unacked)) // h of the oldest unacknowledged stanza, minus one
+	n := h - sentBefore                                  // uint32 arithmetic wraps like the counters (XEP-0198 5)
+	if n > uint32(len(s.sm.unacked)) {
+		return false
+	}
+	for _, st := range s.sm.unacked[:n] {
+		s.sm.unackedSz -= len(st.Raw)
+	}
+	clear(s.sm.unacked[:n])
+	s.sm.unacked = s.sm.unacked[n:]
+	return true
+}
+
+// wantAck says whether the writer should ask the client for an acknowledgement after a drain: there are
+// unacknowledged stanzas and no request is outstanding.
+func (s *session) wantAck() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sm.enabled || len(s.sm.unacked) == 0 || s.sm.requested {
+		return false
+	}
+	s.sm.requested = true
+	return true
+}
+
+// hibernate detaches the session from its broken connection and waits for a resumption.
+func (s *session) hibernate(c *conn) {
+	s.mu.Lock()
+	if s.conn != c || s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.conn = nil
+	s.sm.requested = false
+	timeout := s.srv.cfg.ResumeTimeout
+	s.sm.timer = time.AfterFunc(timeout, s.terminate)
+	s.mu.Unlock()
+	s.srv.log.Info("session hibernating", "session", s.id, "jid", s.jid.String(), "timeout", timeout)
+}
+
+// terminate ends the session for good: it leaves the router, its Closed hooks run (unavailable presence), and
+// messages the client never acknowledged are routed again, so that they reach another resource or offline
+// storage rather than being lost (XEP-0198 section 5).
+func (s *session) terminate() {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	if s.sm.timer != nil {
+		s.sm.timer.Stop()
+	}
+	unacked := s.sm.unacked
+	s.sm.unacked, s.sm.unackedSz = nil, 0
+	resumable, id := s.sm.resumable, s.sm.id
+	s.mu.Unlock()
+	if resumable {
+		s.srv.forgetResumable(id, s)
+	}
+	ctx := context.Background()
+	s.srv.router.Unbind(s)
+	for _, h := range s.srv.reg.SessionHooks(module.Closed) {
+		h(ctx, s)
+	}
+	n := 0
+	for _, st := range unacked {
+		if st.Kind == stanza.Message && st.Type != "error" && st.Type != "groupchat" {
+			s.srv.router.Route(ctx, st)
+			n++
+		}
+	}
+	s.srv.log.Info("session ended", "session", s.id, "jid", s.jid.String(), "rerouted_unacked", n)
+}
 
 var _ module.Session = (*session)(nil)

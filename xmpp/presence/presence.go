@@ -242,6 +242,11 @@ func (m *Module) directedPresence(ctx context.Context, s module.Session, p *stan
 }
 
 func (m *Module) closed(ctx context.Context, s module.Session) {
+	if cur := m.router.Session(s.JID()); cur != nil && cur != s {
+		// A new session took over this full JID (resource conflict): what is recorded under it is the new
+		// session's, and contacts must not see it go offline.
+		return
+	}
 	if s.Available() {
 		items, _, err := m.roster.Roster(ctx, s.JID().Bare().String())
 		if err == nil {

@@ -97,3 +97,20 @@ func TestErrorReplySwapsAddressesAndKeepsPayload(t *testing.T) {
 		t.Fatalf("got %s", b)
 	}
 }
+
+func TestParseStoredStanza(t *testing.T) {
+	raw := []byte(`<message from='a@x/r' to='b@x' type='chat' id='7'><body>hi &amp; bye</body></message>`)
+	s, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Kind != Message || s.Type != "chat" || s.ID != "7" || s.From.String() != "a@x/r" || s.To.String() != "b@x" {
+		t.Fatalf("envelope %+v", s)
+	}
+	if string(s.Payload()) != "<body>hi &amp; bye</body>" {
+		t.Fatalf("payload %q", s.Payload())
+	}
+	if _, err := Parse([]byte("<message><body>x</message>")); err == nil {
+		t.Fatal("malformed stanza parsed")
+	}
+}

@@ -75,11 +75,13 @@ type Reader struct {
 	maxEl, maxDepth, maxAttrs, idle int
 
 	buf    []byte
-	base   int64 // stream offset of buf[0]
-	start  int   // start of the unit being scanned (element, header, XML declaration)
-	pos    int   // scan position; buf[start:pos] has been scanned
-	end    int   // end of buffered data
-	elEnd  int   // end of the last element returned, while haveEl
+	large  *[]byte // buf, when it is a large buffer from the pool
+	small  []byte  // the small buffer, kept while buf is a large one
+	base   int64   // stream offset of buf[0]
+	start  int     // start of the unit being scanned (element, header, XML declaration)
+	pos    int     // scan position; buf[start:pos] has been scanned
+	end    int     // end of buffered data
+	elEnd  int     // end of the last element returned, while haveEl
 	haveEl bool
 
 	// Scanner state. Offsets are relative to start so that compacting the buffer keeps them valid.
@@ -149,11 +151,11 @@ func (r *Reader) SetSource(src io.Reader) error {
 			return ErrBufferedData
 		}
 	}
-	r.base += int64(r.end)
-	r.start, r.pos, r.end = 0, 0, 0
+	r.start = r.end
 	if len(r.buf) > r.idle {
-		r.buf = make([]byte, r.idle)
+		r.shrink()
 	}
+	r.pos = r.start
 	r.src, r.rerr = src, nil
 	return nil
 }
@@ -288,13 +290,13 @@ func (r *Reader) fill() error {
 		return r.readErr(err)
 	}
 	switch {
+	case len(r.buf) > r.idle && r.end-r.start <= r.idle/2:
+		// A large element has been returned and little or nothing of the next is here: go back to the small
+		// buffer before waiting, so that an idle session does not pin the large one.
+		r.shrink()
 	case r.start == r.end:
-		// Nothing of the current unit is buffered: start over at the front, with the small buffer again.
 		r.base += int64(r.end)
 		r.start, r.pos, r.end = 0, 0, 0
-		if len(r.buf) > r.idle {
-			r.buf = make([]byte, r.idle)
-		}
 	case r.end == len(r.buf) && r.start > 0:
 		n := copy(r.buf, r.buf[r.start:r.end])
 		r.base += int64(r.start)
@@ -303,16 +305,9 @@ func (r *Reader) fill() error {
 	case r.end == len(r.buf):
 		// The unit fills the buffer: grow, up to what the limit can require. scan reports a policy-violation
 		// before the unit could need more.
-		n := 2 * len(r.buf)
-		if n > r.maxEl {
-			n = r.maxEl
-		}
-		if n <= len(r.buf) {
+		if !r.grow() {
 			return r.fail(PolicyViolation, "element too large", r.end)
 		}
-		b := make([]byte, n)
-		copy(b, r.buf[:r.end])
-		r.buf = b
 	}
 	for range 100 {
 		n, err := r.src.Read(r.buf[r.end:])

@@ -39,7 +39,7 @@ func (u uriVal) is(s string) bool {
 // completes, if any, and the state to continue in.
 func (r *Reader) startTag(p int, self bool) (event, state, *Error) {
 	if !r.hdrDone {
-		return r.headerTag(p, self)
+		return r.headerTag(self)
 	}
 	depth := len(r.open)
 	if depth >= r.maxDepth {
@@ -247,7 +247,7 @@ func (r *Reader) topElement(raw []byte, ns uriVal, gt int, self bool) {
 }
 
 // headerTag processes the stream open tag.
-func (r *Reader) headerTag(p int, self bool) (event, state, *Error) {
+func (r *Reader) headerTag(self bool) (event, state, *Error) {
 	raw := r.buf[r.start:r.end]
 	r.hdr, r.ns, r.open, r.scratch = r.hdr[:0], r.ns[:0], r.open[:0], r.scratch[:0]
 	if err := r.declare(raw, false); err != nil {
@@ -269,7 +269,7 @@ func (r *Reader) headerTag(p int, self bool) (event, state, *Error) {
 		return evMore, 0, r.fail(BadFormat, "root element is not stream", r.start+r.tagName)
 	}
 	if self {
-		return evMore, 0, r.fail(BadFormat, "empty stream element", r.start+p)
+		return evMore, 0, r.fail(BadFormat, "empty stream element", r.start+r.slash)
 	}
 	if err := r.resolveAttrs(raw); err != nil {
 		return evMore, 0, err

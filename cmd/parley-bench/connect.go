@@ -1,0 +1,66 @@
+package main
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// runConnect ramps -sessions logins at -rate per second, holds them for -hold and reports login latency
+// (TCP connect to the echo of the initial presence) and the server's memory per session: VmRSS after the
+// ramp (plus -settle) minus VmRSS before it, divided by the sessions that logged in.
+func runConnect(o *options, c *client, srv serverProc, r *result, log *slog.Logger) {
+	var dropped atomic.Int64
+	onDrop := func(*session, error) { dropped.Add(1) }
+	genRSS0 := selfRSSKB()
+	w := startWindow(srv)
+	log.Info("ramp", "sessions", o.sessions, "rate", o.rate)
+	lr := loginMany(c, o.first, o.sessions, o.rate, nil, onDrop)
+	srvCPU, genCPU, _, cpuOK, _ := w.end()
+	rampDropped := dropped.Load()
+	time.Sleep(o.settle)
+	afterRamp, afterErr := srv.sample()
+	genRSS1 := selfRSSKB()
+	log.Info("hold", "ok", lr.ok, "for", o.hold)
+	time.Sleep(o.hold)
+	afterHold, holdErr := srv.sample()
+	stillUp := lr.ok - int(dropped.Load())
+	closeAll(lr.sessions)
+
+	failed := o.sessions - lr.ok
+	r.add("sessions_requested", float64(o.sessions), "")
+	r.add("sessions_ok", float64(lr.ok), "")
+	r.add("sessions_failed", float64(failed), "")
+	r.add("sessions_dropped", float64(dropped.Load()), "closed by the server during ramp or hold")
+	r.add("sessions_held_to_end", float64(stillUp), "")
+	r.add("ramp_s", lr.took.Seconds(), "s")
+	r.add("ramp_rate", float64(lr.ok)/lr.took.Seconds(), "sessions/s achieved")
+	r.addLatency("login", &lr.hist)
+	if w.fromOK && afterErr == nil {
+		r.add("server_rss_before_kb", float64(w.from.RSSKB), "KiB")
+		r.add("server_rss_after_ramp_kb", float64(afterRamp.RSSKB), "KiB")
+		if holdErr == nil {
+			r.add("server_rss_after_hold_kb", float64(afterHold.RSSKB), "KiB")
+		}
+		if lr.ok > 0 {
+			r.add("server_rss_per_session_kb", (float64(afterRamp.RSSKB)-float64(w.from.RSSKB))/float64(lr.ok), "KiB/session")
+		}
+	}
+	if cpuOK {
+		r.add("server_cpu_ramp_s", srvCPU, "s")
+		if lr.ok > 0 {
+			r.add("server_cpu_ms_per_login", srvCPU*1000/float64(lr.ok), "ms")
+		}
+	}
+	r.add("generator_cpu_ramp_s", genCPU, "s")
+	if lr.ok > 0 {
+		r.add("generator_rss_per_session_kb", (float64(genRSS1)-float64(genRSS0))/float64(lr.ok), "KiB/session")
+	}
+	lr.errs.into(r)
+	if rampDropped > 0 {
+		r.note("%d sessions were closed by the server before the ramp ended", rampDropped)
+	}
+	r.Failed = failed > 0 || dropped.Load() > 0
+	// Let the readers see the server close the streams before the process exits.
+	time.Sleep(200 * time.Millisecond)
+}

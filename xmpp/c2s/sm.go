@@ -1,0 +1,157 @@
+package c2s
+
+import (
+	"encoding/xml"
+	"strconv"
+	"sync/atomic"
+
+	"parley.im/parley/xmpp/stanza"
+	"parley.im/parley/xmpp/stream"
+)
+
+// This file is XEP-0198 Stream Management: acknowledgements both ways and session resumption.
+
+var ackRequest = []byte("<r xmlns='" + nsSM + "'/>")
+
+// attach makes s the connection's session (a new one at bind, or a hibernating one at resumption).
+func (c *conn) attach(s *session, hIn *atomic.Uint32) {
+	c.sess, c.hIn = s, hIn
+	s.hIn = hIn
+	c.jid = s.jid
+	c.fromAttr = append(stanza.AppendEscape([]byte(" from='"), s.jid.String()), '\'')
+	c.log = c.log.With("jid", s.jid.String())
+	c.out.afterDrain = func() []byte {
+		if s.wantAck() {
+			return ackRequest
+		}
+		return nil
+	}
+}
+
+type smElement struct {
+	Resume string `xml:"resume,attr"`
+	H      string `xml:"h,attr"`
+	PrevID string `xml:"previd,attr"`
+}
+
+func parseH(v string) (uint32, bool) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	return uint32(n), err == nil
+}
+
+// handleSM handles enable, r and a on a bound session.
+func (c *conn) handleSM(el *stream.Element) error {
+	s := c.sess
+	switch el.Local {
+	case "r":
+		c.out.push(appendAck(nil, c.hIn.Load()))
+	case "a":
+		var a smElement
+		if err := xml.Unmarshal(el.Raw, &a); err != nil {
+			return &streamError{"bad-format", "invalid <a/>"}
+		}
+		h, ok := parseH(a.H)
+		if !ok {
+			return &streamError{"bad-format", "invalid h"}
+		}
+		s.mu.Lock()
+		enabled, sent := s.sm.enabled, s.sm.hOut
+		s.mu.Unlock()
+		if !enabled {
+			return nil
+		}
+		if !s.ack(h) {
+			c.serverClosed.Store(true)
+			c.out.finish([]byte("<stream:error><undefined-condition xmlns='" + nsStreams + "'/><handled-count-too-high xmlns='" +
+				nsSM + "' h='" + strconv.FormatUint(uint64(h), 10) + "' send-count='" + strconv.FormatUint(uint64(sent), 10) +
+				"'/></stream:error></stream:stream>"))
+			return &streamError{"undefined-condition", "handled count too high"}
+		}
+	case "enable":
+		var e smElement
+		xml.Unmarshal(el.Raw, &e)
+		s.mu.Lock()
+		if s.sm.enabled {
+			s.mu.Unlock()
+			c.out.push([]byte("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='" + stanza.NSStanzas + "'/></failed>"))
+			return nil
+		}
+		s.sm.enabled = true
+		s.sm.resumable = e.Resume == "true" || e.Resume == "1"
+		resp := "<enabled xmlns='" + nsSM + "'"
+		if s.sm.resumable {
+			s.sm.id = randomID(16)
+			resp += " id='" + s.sm.id + "' resume='true' max='" + strconv.Itoa(int(c.srv.cfg.ResumeTimeout.Seconds())) + "'"
+		}
+		resp += "/>"
+		// Queued under the session lock so no stanza counted after enabling can overtake it.
+		c.out.push([]byte(resp))
+		id, resumable := s.sm.id, s.sm.resumable
+		s.mu.Unlock()
+		if resumable {
+			c.srv.keepResumable(id, s)
+		}
+	default:
+		return &streamError{"unsupported-stanza-type", ""}
+	}
+	return nil
+}
+
+func appendAck(b []byte, h uint32) []byte {
+	b = append(b, "<a xmlns='"+nsSM+"' h='"...)
+	b = strconv.AppendUint(b, uint64(h), 10)
+	return append(b, "'/>"...)
+}
+
+// resume takes over a hibernating (or still attached, half-open) session named by previd. It reports false
+// when the session cannot be resumed (the client then binds a new one).
+func (c *conn) resume(el *stream.Element) (bool, error) {
+	var r smElement
+	xml.Unmarshal(el.Raw, &r)
+	h, ok := parseH(r.H)
+	failed := func(cond string) (bool, error) {
+		c.send([]byte("<failed xmlns='" + nsSM + "'><" + cond + " xmlns='" + stanza.NSStanzas + "'/></failed>"))
+		return false, nil
+	}
+	if !ok {
+		return failed("bad-request")
+	}
+	s := c.srv.resumableSession(r.PrevID)
+	if s == nil || s.jid.Localpart() != c.user {
+		return failed("item-not-found")
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return failed("item-not-found")
+	}
+	old := s.conn
+	if s.sm.timer != nil {
+		s.sm.timer.Stop()
+		s.sm.timer = nil
+	}
+	s.conn = c
+	s.mu.Unlock()
+	if old != nil {
+		// The old connection is half-open (the client noticed before we did): it must not end the session.
+		old.serverClosed.Store(true)
+		old.nc.Close()
+	}
+	if !s.ack(h) {
+		return false, &streamError{"undefined-condition", "handled count too high"}
+	}
+	c.attach(s, s.hIn)
+	s.mu.Lock()
+	b := []byte("<resumed xmlns='" + nsSM + "' previd='" + r.PrevID + "' h='")
+	b = strconv.AppendUint(b, uint64(c.hIn.Load()), 10)
+	b = append(b, "'/>"...)
+	c.out.push(b)
+	for _, st := range s.sm.unacked {
+		c.out.push(st.Raw)
+	}
+	replayed := len(s.sm.unacked)
+	s.mu.Unlock()
+	c.bound.Store(true)
+	c.log.Info("session resumed", "ip", c.ip, "replayed", replayed)
+	return true, nil
+}
