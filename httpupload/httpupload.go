@@ -348,6 +348,9 @@ func (m *Module) requestSlot(ctx context.Context, from jid.JID, raw []byte) ([]b
 	m.mu.Unlock()
 
 	putURL, headers, err := m.blobs.PresignPut(ctx, key, size, ct, m.cfg.PutTTL)
+	if err == nil {
+		putURL, err = m.resolve(putURL)
+	}
 	var getURL string
 	if err == nil {
 		getURL, err = m.downloadURL(ctx, key, ct)
@@ -411,7 +414,8 @@ func (m *Module) checkRate(owner string, now time.Time) error {
 	if len(times) >= limit {
 		m.recent[owner] = times
 		m.Stats.RateLimited.Add(1)
-		retry := times[len(times)-limit].Add(time.Minute).UTC()
+		// Rounded up to the second the stamp shows, so that a client retrying at the stamp is not early.
+		retry := times[len(times)-limit].Add(time.Minute + time.Second - 1).Truncate(time.Second).UTC()
 		app := fmt.Appendf(nil, "<retry xmlns='%s' stamp='%s'/>", NS, retry.Format(time.RFC3339))
 		return &stanza.Error{Type: "wait", Condition: "resource-constraint", App: app,
 			Text: fmt.Sprintf("Too many uploads: at most %d files a minute", limit)}

@@ -327,10 +327,11 @@ func (m *Module) maybeExpire() {
 	if now-last < 3600 || !m.lastExp.CompareAndSwap(last, now) {
 		return
 	}
+	cutoff := m.now().Add(-m.cfg.ArchiveRetention)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		n, err := m.archive.DeleteBefore(ctx, m.now().Add(-m.cfg.ArchiveRetention))
+		n, err := m.archive.DeleteBefore(ctx, cutoff)
 		if err != nil {
 			m.log.Warn("expiring room archives", "err", err)
 			return

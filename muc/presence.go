@@ -365,7 +365,8 @@ func (m *Module) enter(r *room, p *stanza.Stanza, jx *joinXML, created bool) ([]
 	if len(o.sess) == 1 {
 		out = r.broadcastPresence(out, o, "", payload, it, nil, nil, self, []*session{s})
 	} else {
-		out = r.broadcastPresence(out, o, "", payload, it, nil, nil, self, nil)
+		// Another device under the same nick: only it hears of its entrance.
+		it.jid = s.str
 		t := occupantPresence(o.jid, "", payload, it, true, nil, append(self, statusSelf)...)
 		out = append(out, addressed(t, s.jid, s.str))
 	}
@@ -446,6 +447,7 @@ func (m *Module) leave(ctx context.Context, r *room, from jid.JID, full string, 
 	if p != nil && p.Type == "unavailable" {
 		payload = filterPresence(p.Payload())
 	}
+	it := r.item(o, m.admins)
 	var leaving *session
 	for i, s := range o.sess {
 		if s.str == full {
@@ -454,7 +456,6 @@ func (m *Module) leave(ctx context.Context, r *room, from jid.JID, full string, 
 			break
 		}
 	}
-	it := r.item(o, m.admins)
 	var out []*stanza.Stanza
 	if len(o.sess) > 0 {
 		it.jid = full

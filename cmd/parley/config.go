@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/offline"
+	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/c2s"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
@@ -68,6 +69,7 @@ type Config struct {
 	Roster   roster.Config   `yaml:"roster"`
 	Version  version.Config  `yaml:"version"`
 	Offline  offline.Config  `yaml:"offline"`
+	Archive  archive.Config  `yaml:"archive"`
 }
 
 func defaultConfig() Config {
@@ -226,7 +228,7 @@ func (c Config) Validate() error {
 	if c.Listen.C2S == "" {
 		errs = append(errs, errors.New("listen.c2s: required"))
 	}
-	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline} {
+	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -22,8 +22,10 @@ import (
 	"parley.im/parley/storage"
 	"parley.im/parley/storage/pg"
 	"parley.im/parley/storage/sqlite"
+	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/auth"
 	"parley.im/parley/xmpp/c2s"
+	"parley.im/parley/xmpp/carbons"
 	"parley.im/parley/xmpp/disco"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/ping"
@@ -70,6 +72,10 @@ func modules(cfg Config, store storage.Store, reg *module.Registry) []module.Mod
 		roster.New(cfg.Roster, store),
 		// presence uses the roster store and pushes through package roster.
 		presence.New(store, store),
+		// archive before carbons: it stamps the stanza-id that carbon copies carry, and it drops client retries
+		// (origin-id) before anything is copied or routed.
+		archive.New(cfg.Archive, store.Archive("mam"), store),
+		carbons.New(),
 		ping.New(),
 		version.New(cfg.Version, Version),
 		register.New(cfg.Register, store, derive),

@@ -284,6 +284,13 @@ func (s *session) SetInterested() {
 	s.mu.Unlock()
 }
 
+// Hibernating implements module.Session.
+func (s *session) Hibernating() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn == nil && !s.ended
+}
+
 // Close ends the session: its connection gets the stream error; a hibernating session ends at once.
 func (s *session) Close(condition, text string) {
 	s.mu.Lock()
@@ -302,7 +309,7 @@ func (s *session) ack(h uint32) bool {
 	defer s.mu.Unlock()
 	s.sm.requested = false
 	sentBefore := s.sm.hOut - uint32(len(s.sm.unacked)) // h of the oldest unacknowledged stanza, minus one
-	n := h - sentBefore                                  // uint32 arithmetic wraps like the counters (XEP-0198 5)
+	n := h - sentBefore                                 // uint32 arithmetic wraps like the counters (XEP-0198 5)
 	if n > uint32(len(s.sm.unacked)) {
 		return false
 	}

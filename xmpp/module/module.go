@@ -56,6 +56,9 @@ type Session interface {
 	SetInterested()
 	// Close ends the session with the given stream error condition ("" for a clean close).
 	Close(condition, text string)
+	// Hibernating reports whether the session has lost its connection and waits for a XEP-0198 resumption:
+	// stanzas sent to it are kept, and push notifications are due.
+	Hibernating() bool
 }
 
 // Router is what modules may ask of the server's router.
@@ -119,6 +122,8 @@ type Delivery struct {
 	// Owner is the local account the stage runs for: the sender's bare JID in Outbound, the recipient's in
 	// Inbound and Undeliverable.
 	Owner jid.JID
+	// Targets are, in Inbound, the sessions the router is about to deliver to (carbons copy to the others).
+	Targets []Session
 }
 
 // MessageHook is a typed message stage hook.

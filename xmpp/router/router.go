@@ -272,7 +272,7 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 	if res := to.Resourcepart(); res != "" {
 		for _, sess := range sessions {
 			if sess.JID().Resourcepart() == res {
-				d := &module.Delivery{Stanza: s, Sender: sender, Owner: owner}
+				d := &module.Delivery{Stanza: s, Sender: sender, Owner: owner, Targets: []module.Session{sess}}
 				if r.runStage(ctx, module.Inbound, d) {
 					return
 				}
@@ -313,6 +313,7 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 		r.bounce(ctx, s, stanza.ErrServiceUnavailable)
 		return
 	}
+	d.Targets = targets
 	if r.runStage(ctx, module.Inbound, d) {
 		return
 	}

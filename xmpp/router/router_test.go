@@ -32,6 +32,7 @@ func (f *fakeSession) SetPresence(p *stanza.Stanza, n int) { f.available, f.prio
 func (f *fakeSession) Interested() bool                    { return false }
 func (f *fakeSession) SetInterested()                      {}
 func (f *fakeSession) Close(string, string)                {}
+func (f *fakeSession) Hibernating() bool                   { return false }
 func (f *fakeSession) Send(s *stanza.Stanza) error {
 	f.mu.Lock()
 	f.got = append(f.got, s)

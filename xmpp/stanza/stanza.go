@@ -395,3 +395,76 @@ func unescapeAttr(v []byte) string {
 	}
 	return string(out)
 }
+
+// Embed returns the stanza's bytes fit to be nested inside another namespace (XEP-0297 forwarded in carbons and
+// archive results): a root element that relied on the stream's default namespace gets xmlns='jabber:client'.
+func (s *Stanza) Embed() []byte {
+	tagEnd := startTagEnd(s.Raw)
+	if st, _ := findAttr(s.Raw[:tagEnd], "xmlns"); st >= 0 {
+		return s.Raw
+	}
+	n := len(s.Kind.String()) + 1
+	out := make([]byte, 0, len(s.Raw)+24)
+	out = append(out, s.Raw[:n]...)
+	out = append(out, " xmlns='jabber:client'"...)
+	return append(out, s.Raw[n:]...)
+}
+
+// Children calls fn for each child element of inner XML with its local name, namespace (as FirstChild reports
+// it) and bytes, until fn returns false.
+func Children(inner []byte, fn func(local, ns string, raw []byte) bool) {
+	off := 0
+	for off < len(inner) {
+		local, ns, raw, ok := FirstChild(inner[off:])
+		if !ok {
+			return
+		}
+		if !fn(local, ns, raw) {
+			return
+		}
+		// raw is the first element in inner[off:]: no earlier bytes can repeat it.
+		off += bytes.Index(inner[off:], raw) + len(raw)
+	}
+}
+
+// WithoutChildren returns s without the child elements for which drop returns true (or s itself if none).
+func (s *Stanza) WithoutChildren(drop func(local, ns string, raw []byte) bool) *Stanza {
+	inner := s.Payload()
+	var keep []byte
+	changed := false
+	last := 0
+	Children(inner, func(local, ns string, raw []byte) bool {
+		start := bytes.Index(inner[last:], raw) + last
+		if drop(local, ns, raw) {
+			keep = append(keep, inner[last:start]...)
+			last = start + len(raw)
+			changed = true
+		}
+		return true
+	})
+	if !changed {
+		return s
+	}
+	keep = append(keep, inner[last:]...)
+	c := *s
+	raw := make([]byte, 0, len(s.Raw))
+	raw = append(raw, s.Raw[:s.InnerStart]...)
+	raw = append(raw, keep...)
+	c.InnerEnd = len(raw)
+	raw = append(raw, s.Raw[s.InnerEnd:]...)
+	c.Raw = raw
+	return &c
+}
+
+// ChildAttr returns the value of attribute name on the root element of raw ("" if absent).
+func ChildAttr(raw []byte, name string) string {
+	end := startTagEnd(raw)
+	st, en := findAttr(raw[:end], name)
+	if st < 0 {
+		return ""
+	}
+	v := bytes.TrimSpace(raw[st:en])
+	v = v[bytes.IndexByte(v, '=')+1:]
+	v = bytes.TrimSpace(v)
+	return unescapeAttr(v[1 : len(v)-1])
+}

@@ -114,3 +114,18 @@ func TestParseStoredStanza(t *testing.T) {
 		t.Fatal("malformed stanza parsed")
 	}
 }
+
+func TestWithoutChildren(t *testing.T) {
+	s := New(Message, "chat", "1", jid.MustParse("a@x/r"), jid.MustParse("b@x"),
+		[]byte(`<body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='b@x' id='forged'/><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc' id='ok'/>`))
+	c := s.WithoutChildren(func(local, ns string, raw []byte) bool {
+		return local == "stanza-id" && ns == "urn:xmpp:sid:0" && ChildAttr(raw, "by") == "b@x"
+	})
+	if string(c.Payload()) != `<body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc' id='ok'/>` {
+		t.Fatalf("payload %q", c.Payload())
+	}
+	wellFormed(t, c.Raw)
+	if s.WithoutChildren(func(string, string, []byte) bool { return false }) != s {
+		t.Fatal("no-op removal copied the stanza")
+	}
+}

@@ -38,29 +38,42 @@ func FuzzReader(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range []string{
+		"<message><body>a]]b</body><![CDATA[]]]></message>",
+		"<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq> \n<r xmlns='urn:xmpp:sm:3'/>",
+		"<presence xml:lang='en' to='a&amp;b' from='&#x40;'><x:y xmlns:x='u' x:z='1'/></presence></stream:stream>",
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lim := Limits{MaxElement: 2048, MaxDepth: 8, MaxAttrs: 8}
-		whole := readAll(bytes.NewReader(data), lim, fuzzRestart)
-		var se *Error
-		if err := whole.Err; err != io.EOF && !errors.As(err, &se) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Fatalf("unexpected error %v", err)
-		}
-		chunked := readAll(&chunkReader{data: data, sizes: []int{1 + len(data)%5, 1, 3}}, lim, fuzzRestart)
-		if d := chunked.diff(whole); d != "" {
-			t.Fatalf("split reads differ: %s", d)
-		}
-		for _, e := range whole.Els {
-			if err := checkOffsets(e); err != nil {
-				t.Fatalf("%q: %v", e.Raw, err)
-			}
-			if err := reparse(e); err != nil {
-				t.Fatalf("%q: %v", e.Raw, err)
-			}
-			if err := stdlibAccepts(e); err != nil {
-				t.Fatalf("%q: encoding/xml rejects what the Reader accepted: %v", e.Raw, err)
-			}
-		}
+		// As a whole stream, and as what follows a valid header so that mutations reach stanzas quickly.
+		fuzzStream(t, data)
+		fuzzStream(t, append([]byte(hdr), data...))
 	})
+}
+
+func fuzzStream(t *testing.T, data []byte) {
+	lim := Limits{MaxElement: 2048, MaxDepth: 8, MaxAttrs: 8}
+	whole := readAllVisit(bytes.NewReader(data), lim, fuzzRestart, func(e *Element) { checkChild(t, e) })
+	var se *Error
+	if err := whole.Err; err != io.EOF && !errors.As(err, &se) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("unexpected error %v", err)
+	}
+	chunked := readAll(&chunkReader{data: data, sizes: []int{1 + len(data)%5, 1, 3}}, lim, fuzzRestart)
+	if d := chunked.diff(whole); d != "" {
+		t.Fatalf("split reads differ: %s", d)
+	}
+	for _, e := range whole.Els {
+		if err := checkOffsets(e); err != nil {
+			t.Fatalf("%q: %v", e.Raw, err)
+		}
+		if err := reparse(e); err != nil {
+			t.Fatalf("%q: %v", e.Raw, err)
+		}
+		if err := stdlibAccepts(e); err != nil {
+			t.Fatalf("%q: encoding/xml rejects what the Reader accepted: %v", e.Raw, err)
+		}
+	}
 }
 
 func checkOffsets(e snap) error {
@@ -164,6 +177,42 @@ func stdlibAccepts(e snap) error {
 		}
 		if err != nil {
 			return err
+		}
+	}
+}
+
+// checkChild looks for children of e under a few names, including the name of its first child, and checks what
+// Child returns.
+func checkChild(t *testing.T, e *Element) {
+	names := []string{"body", e.Local}
+	if in := e.Raw[e.InnerStart:e.InnerEnd]; len(in) > 1 && in[0] == '<' {
+		n := 1
+		for n < len(in) && !isSpace(in[n]) && in[n] != '>' && in[n] != '/' {
+			n++
+		}
+		name := string(in[1:n])
+		if i := strings.IndexByte(name, ':'); i >= 0 {
+			name = name[i+1:]
+		}
+		names = append(names, name)
+	}
+	for _, local := range names {
+		for _, ns := range []string{e.NS, "jabber:client", "", "urn:x", e.hdrNS} {
+			start, end, ok := e.Child(local, ns)
+			if !ok {
+				continue
+			}
+			if start < e.InnerStart || end > e.InnerEnd || start >= end || e.Raw[start] != '<' || e.Raw[end-1] != '>' {
+				t.Fatalf("Child(%q, %q) of %q = %d, %d", local, ns, e.Raw, start, end)
+			}
+			child := string(e.Raw[start:end])
+			tag := child[1:]
+			if i := strings.IndexAny(tag, " \t\r\n/>"); i >= 0 {
+				tag = tag[:i]
+			}
+			if tag != local && !strings.HasSuffix(tag, ":"+local) {
+				t.Fatalf("Child(%q, %q) of %q = %q", local, ns, e.Raw, child)
+			}
 		}
 	}
 }

@@ -81,6 +81,11 @@ func restartNamed(e *Element) bool { return e.Local == "restart" }
 
 // readAll reads a whole stream from src the way the c2s loop does.
 func readAll(src io.Reader, lim Limits, restart restartRule) result {
+	return readAllVisit(src, lim, restart, nil)
+}
+
+// readAllVisit is readAll calling visit, if not nil, with each element while it is valid.
+func readAllVisit(src io.Reader, lim Limits, restart restartRule, visit func(*Element)) result {
 	var res result
 	r := NewReader(src, lim)
 	var h Header
@@ -101,6 +106,9 @@ func readAll(src io.Reader, lim Limits, restart restartRule) result {
 			return res
 		}
 		res.Els = append(res.Els, snapshot(e, h))
+		if visit != nil {
+			visit(e)
+		}
 		if restart != nil && restart(e) {
 			r.Restart()
 			needHeader = true

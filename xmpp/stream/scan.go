@@ -49,13 +49,14 @@ const (
 	fNorm                   // the value holds literal whitespace that normalization turns into spaces
 )
 
-// attr is an attribute of the start tag being scanned; offsets relative to the element start.
+// attr is an attribute of the start tag being scanned; offsets relative to the element start. It is kept small
+// (32 bytes) because a session keeps the slice of them for as long as it lives.
 type attr struct {
-	ws, name, nameEnd, colon int // ws: start of the whitespace before the attribute
-	val, valEnd              int
+	ws, name, nameEnd, colon int32 // ws: start of the whitespace before the attribute
+	val, valEnd              int32
+	ns                       nsID // the namespace of a prefixed attribute
 	flags                    uint8
-	decl                     bool   // a namespace declaration
-	uri                      uriVal // the namespace of a prefixed attribute
+	decl                     bool // a namespace declaration
 }
 
 type openTag struct {
@@ -350,7 +351,7 @@ loop:
 					err = r.fail(PolicyViolation, "too many attributes", p)
 					break loop
 				}
-				r.attrs = append(r.attrs, attr{ws: r.tokEnd, name: p - r.start, colon: -1})
+				r.attrs = append(r.attrs, attr{ws: int32(r.tokEnd), name: int32(p - r.start), colon: -1})
 				r.colon, r.needStart = -1, true
 				st = stAttrName
 			}
@@ -366,7 +367,7 @@ loop:
 				break loop
 			}
 			a := &r.attrs[len(r.attrs)-1]
-			a.nameEnd, a.colon = p-r.start, r.colon
+			a.nameEnd, a.colon = int32(p-r.start), int32(r.colon)
 			switch {
 			case isSpace(c):
 				st = stAttrEq
@@ -394,7 +395,7 @@ loop:
 			case isSpace(c):
 			case c == '\'' || c == '"':
 				r.quote = c
-				r.attrs[len(r.attrs)-1].val = p + 1 - r.start
+				r.attrs[len(r.attrs)-1].val = int32(p + 1 - r.start)
 				st = stAttrVal
 			default:
 				err = r.fail(NotWellFormed, "unquoted attribute value", p)
@@ -412,7 +413,7 @@ loop:
 			switch c = buf[p]; {
 			case c == r.quote:
 				a := &r.attrs[len(r.attrs)-1]
-				a.valEnd = p - r.start
+				a.valEnd = int32(p - r.start)
 				p++
 				r.tokEnd, r.sawSpace = p-r.start, false
 				st = stTag

@@ -126,6 +126,7 @@ func NewReader(src io.Reader, lim Limits) *Reader {
 	if r.maxEl <= 0 {
 		r.maxEl = DefaultMaxElement
 	}
+	r.maxEl = min(r.maxEl, 1<<30) // offsets inside an element are int32
 	if r.maxDepth <= 0 {
 		r.maxDepth = DefaultMaxDepth
 	}
@@ -248,9 +249,6 @@ func (r *Reader) discard() {
 	r.haveEl = false
 	r.start = r.elEnd
 	r.el.Raw = nil
-	if cap(r.scratch) > 4096 {
-		r.scratch = nil
-	}
 }
 
 // finish fills in the parts of r.el that point into the buffer, now that the element is complete.
@@ -289,6 +287,9 @@ func (r *Reader) fill() error {
 		r.rerr = nil
 		return r.readErr(err)
 	}
+	if r.start == r.end {
+		r.trim()
+	}
 	switch {
 	case len(r.buf) > r.idle && r.end-r.start <= r.idle/2:
 		// A large element has been returned and little or nothing of the next is here: go back to the small
@@ -321,6 +322,26 @@ func (r *Reader) fill() error {
 		}
 	}
 	return r.readErr(io.ErrNoProgress)
+}
+
+// trim drops the scanner's stacks when an unusual element left them large, so that an idle session keeps only small
+// ones. It is called between elements, when they are empty.
+func (r *Reader) trim() {
+	if cap(r.attrs) > 16 {
+		r.attrs = nil
+	}
+	if cap(r.open) > 16 {
+		r.open = nil
+	}
+	if cap(r.ns) > 16 {
+		r.ns = nil
+	}
+	if cap(r.inh) > 8 {
+		r.inh = nil
+	}
+	if cap(r.scratch) > 1024 {
+		r.scratch = nil
+	}
 }
 
 func (r *Reader) readErr(err error) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -862,5 +863,40 @@ func TestZeroAllocs(t *testing.T) {
 		if n != 0 {
 			t.Errorf("%d allocations per Next for %s", int(n), msg)
 		}
+	}
+}
+
+// TestIdleMemory keeps what an idle session's Reader holds (buffer, struct, scanner stacks) within budget, after a
+// normal session and after an element built to make the stacks large.
+func TestIdleMemory(t *testing.T) {
+	_, tls := transcript(t, "conversations.xml")
+	var hostile strings.Builder
+	hostile.WriteString(hdr + "<message")
+	for i := range 60 {
+		hostile.WriteString(" xmlns:p" + strings.Repeat("x", i) + "='urn:&amp;" + strings.Repeat("y", 100) + "'")
+	}
+	hostile.WriteString(">" + strings.Repeat("<a xmlns='urn:a'>", 60) + strings.Repeat("</a>", 60) + "</message>" + chatMessage)
+	for name, data := range map[string][]byte{"session": tls, "hostile": []byte(hostile.String())} {
+		const n = 1000
+		readers := make([]*Reader, n)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range readers {
+			r := NewReader(bytes.NewReader(data), Limits{})
+			if err := readAllQuiet(r); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatal(err)
+			}
+			r.src = nil
+			readers[i] = r
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+		t.Logf("%s: %d bytes per idle Reader", name, per)
+		if per > 4096 {
+			t.Errorf("%s: %d bytes per idle Reader, budget 4096", name, per)
+		}
+		runtime.KeepAlive(readers)
 	}
 }

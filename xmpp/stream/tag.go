@@ -56,14 +56,16 @@ func (r *Reader) startTag(p int, self bool) (event, state, *Error) {
 	}
 	var ns uriVal
 	if r.tagColon >= 0 {
-		u, h, ok := r.lookup(raw, raw[r.tagName:r.tagColon])
+		id, ok := r.lookup(raw, raw[r.tagName:r.tagColon])
 		if !ok {
 			return evMore, 0, r.fail(NotWellFormed, "undeclared element prefix", r.start+r.tagName)
 		}
-		r.inherit(h)
-		ns = u
+		r.inherit(id)
+		ns = r.uri(raw, id)
 	} else if top {
-		ns, _, _ = r.lookup(raw, nil)
+		if id, ok := r.lookup(raw, nil); ok {
+			ns = r.uri(raw, id)
+		}
 	}
 	if err := r.resolveAttrs(raw); err != nil {
 		return evMore, 0, err
@@ -100,18 +102,18 @@ func (r *Reader) declare(raw []byte, push bool) *Error {
 		uri := r.refBytes(raw, v)
 		switch {
 		case string(pfx) == "xmlns":
-			return r.fail(NotWellFormed, "the xmlns prefix cannot be declared", r.start+a.name)
+			return r.fail(NotWellFormed, "the xmlns prefix cannot be declared", r.start+int(a.name))
 		case string(pfx) == "xml":
 			if string(uri) != nsXML {
-				return r.fail(NotWellFormed, "the xml prefix cannot be rebound", r.start+a.name)
+				return r.fail(NotWellFormed, "the xml prefix cannot be rebound", r.start+int(a.name))
 			}
 		case string(uri) == nsXML || string(uri) == nsXMLNS:
-			return r.fail(NotWellFormed, "reserved namespace name", r.start+a.val)
+			return r.fail(NotWellFormed, "reserved namespace name", r.start+int(a.val))
 		case len(pfx) > 0 && len(uri) == 0:
-			return r.fail(NotWellFormed, "prefix declared with an empty namespace", r.start+a.name)
+			return r.fail(NotWellFormed, "prefix declared with an empty namespace", r.start+int(a.name))
 		}
 		if push {
-			r.ns = append(r.ns, binding{pfx: a.nameEnd - len(pfx), pfxEnd: a.nameEnd, uri: v})
+			r.ns = append(r.ns, binding{pfx: int(a.nameEnd) - len(pfx), pfxEnd: int(a.nameEnd), uri: v})
 		} else {
 			r.hdr = append(r.hdr, NSDecl{Prefix: internPrefix(pfx), URI: r.internNS(uri)})
 		}
@@ -128,12 +130,12 @@ func (r *Reader) resolveAttrs(raw []byte) *Error {
 		if a.decl || a.colon < 0 {
 			continue
 		}
-		u, h, ok := r.lookup(raw, raw[a.name:a.colon])
+		id, ok := r.lookup(raw, raw[a.name:a.colon])
 		if !ok {
-			return r.fail(NotWellFormed, "undeclared attribute prefix", r.start+a.name)
+			return r.fail(NotWellFormed, "undeclared attribute prefix", r.start+int(a.name))
 		}
-		r.inherit(h)
-		a.uri = u
+		r.inherit(id)
+		a.ns = id
 	}
 	for i := 1; i < len(as); i++ {
 		a := &as[i]
@@ -141,42 +143,62 @@ func (r *Reader) resolveAttrs(raw []byte) *Error {
 		for j := range i {
 			b := &as[j]
 			if string(raw[b.name:b.nameEnd]) == string(name) {
-				return r.fail(NotWellFormed, "duplicate attribute", r.start+a.name)
+				return r.fail(NotWellFormed, "duplicate attribute", r.start+int(a.name))
 			}
 			if a.colon >= 0 && b.colon >= 0 && !a.decl && !b.decl &&
-				string(raw[a.colon+1:a.nameEnd]) == string(raw[b.colon+1:b.nameEnd]) && a.uri.eq(b.uri) {
-				return r.fail(NotWellFormed, "duplicate attribute", r.start+a.name)
+				string(raw[a.colon+1:a.nameEnd]) == string(raw[b.colon+1:b.nameEnd]) &&
+				r.uri(raw, a.ns).eq(r.uri(raw, b.ns)) {
+				return r.fail(NotWellFormed, "duplicate attribute", r.start+int(a.name))
 			}
 		}
 	}
 	return nil
 }
 
-// lookup finds the namespace bound to pfx (nil or empty: the default namespace). h is the index of the binding in
-// r.hdr when it was declared on the stream header, else -1.
-func (r *Reader) lookup(raw, pfx []byte) (u uriVal, h int, ok bool) {
+// nsID identifies an in-scope namespace declaration while a start tag is processed: an index into Reader.ns (>= 0),
+// the predeclared xml prefix, or a declaration on the stream header (nsHeader-h for Reader.hdr[h]).
+type nsID int32
+
+const (
+	nsXMLID  nsID = -1
+	nsHeader nsID = -2
+)
+
+// lookup finds the declaration in scope for pfx (nil or empty: the default namespace).
+func (r *Reader) lookup(raw, pfx []byte) (nsID, bool) {
 	if string(pfx) == "xml" {
-		return uriVal{s: nsXML, str: true}, -1, true
+		return nsXMLID, true
 	}
 	for i := len(r.ns) - 1; i >= 0; i-- {
 		if b := &r.ns[i]; string(raw[b.pfx:b.pfxEnd]) == string(pfx) {
-			return uriVal{b: r.refBytes(raw, b.uri)}, -1, true
+			return nsID(i), true
 		}
 	}
 	for i := range r.hdr {
 		if r.hdr[i].Prefix == string(pfx) {
-			return uriVal{s: r.hdr[i].URI, str: true}, i, true
+			return nsHeader - nsID(i), true
 		}
 	}
-	return uriVal{}, -1, false
+	return 0, false
 }
 
-// inherit records that the element uses the header's declaration h.
-func (r *Reader) inherit(h int) {
-	if h < 0 || !r.hdrDone {
+// uri returns the namespace name of a declaration lookup found.
+func (r *Reader) uri(raw []byte, id nsID) uriVal {
+	switch {
+	case id >= 0:
+		return uriVal{b: r.refBytes(raw, r.ns[id].uri)}
+	case id == nsXMLID:
+		return uriVal{s: nsXML, str: true}
+	}
+	return uriVal{s: r.hdr[nsHeader-id].URI, str: true}
+}
+
+// inherit records that the element uses id, if it is a declaration of the stream header.
+func (r *Reader) inherit(id nsID) {
+	if id > nsHeader || !r.hdrDone {
 		return
 	}
-	d := r.hdr[h]
+	d := r.hdr[nsHeader-id]
 	for _, x := range r.inh {
 		if x.Prefix == d.Prefix {
 			return
@@ -188,7 +210,7 @@ func (r *Reader) inherit(h int) {
 // value locates the value of a, decoding it into scratch if it holds references or whitespace to normalize.
 func (r *Reader) value(raw []byte, a *attr) ref {
 	if a.flags == 0 {
-		return ref{where: inRaw, off: a.val, end: a.valEnd}
+		return ref{where: inRaw, off: int(a.val), end: int(a.valEnd)}
 	}
 	off := len(r.scratch)
 	r.scratch = decodeAttr(r.scratch, raw[a.val:a.valEnd])
@@ -231,10 +253,10 @@ func (r *Reader) topElement(raw []byte, ns uriVal, gt int, self bool) {
 			switch string(raw[a.name:a.nameEnd]) {
 			case "to":
 				r.env[envTo] = r.value(raw, a)
-				e.ToSpan = [2]int{a.ws, a.valEnd + 1}
+				e.ToSpan = [2]int{int(a.ws), int(a.valEnd) + 1}
 			case "from":
 				r.env[envFrom] = r.value(raw, a)
-				e.FromSpan = [2]int{a.ws, a.valEnd + 1}
+				e.FromSpan = [2]int{int(a.ws), int(a.valEnd) + 1}
 			case "type":
 				r.env[envType] = r.value(raw, a)
 			case "id":
@@ -258,11 +280,11 @@ func (r *Reader) headerTag(self bool) (event, state, *Error) {
 	if r.tagColon >= 0 {
 		pfx, local = raw[r.tagName:r.tagColon], r.tagColon+1
 	}
-	u, _, ok := r.lookup(raw, pfx)
+	id, ok := r.lookup(raw, pfx)
 	if !ok && pfx != nil {
 		return evMore, 0, r.fail(InvalidNamespace, "stream prefix not declared", r.start+r.tagName)
 	}
-	if !u.is(NSStream) {
+	if !ok || !r.uri(raw, id).is(NSStream) {
 		return evMore, 0, r.fail(InvalidNamespace, "stream element not in "+NSStream, r.start+r.tagName)
 	}
 	if string(raw[local:r.tagNameEnd]) != "stream" {
@@ -297,8 +319,10 @@ func (r *Reader) headerTag(self bool) (event, state, *Error) {
 		}
 		*f = string(r.refBytes(raw, r.value(raw, a)))
 	}
-	def, _, _ := r.lookup(raw, nil)
-	h.NS, h.Prefix = def.s, internPrefix(pfx)
+	if id, ok := r.lookup(raw, nil); ok {
+		h.NS = r.uri(raw, id).s
+	}
+	h.Prefix = internPrefix(pfx)
 	r.hdrNS = h.NS
 	r.streamName = append(r.streamName[:0], raw[r.tagName:r.tagNameEnd]...)
 	r.header, r.hdrDone = h, true
@@ -313,30 +337,30 @@ func (r *Reader) decl() *Error {
 	val := func(i int) []byte { return raw[as[i].val:as[i].valEnd] }
 	for i := range as {
 		if as[i].flags != 0 {
-			return r.fail(NotWellFormed, "reference or whitespace in the XML declaration", r.start+as[i].val)
+			return r.fail(NotWellFormed, "reference or whitespace in the XML declaration", r.start+int(as[i].val))
 		}
 	}
 	if len(as) == 0 || name(0) != "version" {
 		return r.fail(NotWellFormed, "XML declaration without version", r.start)
 	}
 	if string(val(0)) != "1.0" {
-		return r.fail(BadFormat, "XML version other than 1.0", r.start+as[0].val)
+		return r.fail(BadFormat, "XML version other than 1.0", r.start+int(as[0].val))
 	}
 	i := 1
 	if i < len(as) && name(i) == "encoding" {
 		if !bytes.EqualFold(val(i), []byte("UTF-8")) {
-			return r.fail(UnsupportedEncoding, "encoding other than UTF-8", r.start+as[i].val)
+			return r.fail(UnsupportedEncoding, "encoding other than UTF-8", r.start+int(as[i].val))
 		}
 		i++
 	}
 	if i < len(as) && name(i) == "standalone" {
 		if v := string(val(i)); v != "yes" && v != "no" {
-			return r.fail(NotWellFormed, "bad standalone value", r.start+as[i].val)
+			return r.fail(NotWellFormed, "bad standalone value", r.start+int(as[i].val))
 		}
 		i++
 	}
 	if i != len(as) {
-		return r.fail(NotWellFormed, "unexpected attribute in the XML declaration", r.start+as[i].name)
+		return r.fail(NotWellFormed, "unexpected attribute in the XML declaration", r.start+int(as[i].name))
 	}
 	r.declOK, r.inDecl = false, false
 	r.attrs = r.attrs[:0]

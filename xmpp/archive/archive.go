@@ -1,0 +1,427 @@
+// Package archive implements XEP-0313: Message Archive Management for user accounts, with the XEP-0359
+// stanza ids it hands out, and de-duplication of client retries by origin id.
+//
+// Every archivable message is appended to the recipient's archive (stamped with a stanza-id the client can
+// page from) before it is delivered, and to the sender's archive before it is routed. Appends go through the
+// storage driver's group commit, so the archive is the durable copy that lets the server acknowledge a message
+// to its sender (XEP-0198) knowing it cannot be lost.
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/mam"
+	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/stanza"
+)
+
+// NSSid is the XEP-0359 namespace.
+const NSSid = "urn:xmpp:sid:0"
+
+// Config configures the archive.
+type Config struct {
+	// Retention is how long messages are kept. Default 720h (30 days); 0 turns archiving off.
+	Retention *time.Duration `yaml:"retention"`
+	// SweepInterval is how often expired messages are deleted. Default 1h.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// PageSize and MaxPageSize bound MAM pages. Defaults 50 and 250.
+	PageSize    int `yaml:"page_size"`
+	MaxPageSize int `yaml:"max_page_size"`
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Retention != nil && *c.Retention < 0 {
+		errs = append(errs, errors.New("archive.retention: must not be negative"))
+	}
+	if c.SweepInterval < 0 {
+		errs = append(errs, errors.New("archive.sweep_interval: must not be negative"))
+	}
+	if c.PageSize < 0 || c.MaxPageSize < 0 || (c.MaxPageSize > 0 && c.PageSize > c.MaxPageSize) {
+		errs = append(errs, errors.New("archive.page_size, archive.max_page_size: must be positive, page_size at most max_page_size"))
+	}
+	return errors.Join(errs...)
+}
+
+// Enabled reports whether archiving is on.
+func (c Config) Enabled() bool { return c.Retention == nil || *c.Retention > 0 }
+
+func (c Config) retention() time.Duration {
+	if c.Retention == nil {
+		return 30 * 24 * time.Hour
+	}
+	return *c.Retention
+}
+
+// Module archives messages and answers MAM queries.
+type Module struct {
+	cfg     Config
+	archive storage.Archive
+	kv      storage.KV
+	log     *slog.Logger
+	limits  mam.Limits
+
+	prefs prefsCache
+
+	Archived   atomic.Uint64
+	Duplicates atomic.Uint64
+}
+
+// New returns the module; archive is the store's "mam" archive, kv holds preferences.
+func New(cfg Config, archive storage.Archive, kv storage.KV) *Module {
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = time.Hour
+	}
+	return &Module{cfg: cfg, archive: archive, kv: kv, limits: mam.Limits{Default: cfg.PageSize, Max: cfg.MaxPageSize}}
+}
+
+// Name implements module.Module.
+func (*Module) Name() string { return "archive" }
+
+// Register implements module.Module.
+func (m *Module) Register(h *module.Host) error {
+	m.log = h.Log()
+	if !m.cfg.Enabled() {
+		return nil
+	}
+	routes := []struct {
+		typ, local, feature string
+		fn                  module.IQHandler
+	}{
+		{"set", "query", mam.NS, m.query},
+		{"get", "query", "", m.fields},
+		{"get", "metadata", "", m.metadata},
+		{"get", "prefs", "", m.getPrefs},
+		{"set", "prefs", "", m.setPrefs},
+	}
+	for _, r := range routes {
+		if err := h.HandleIQ(module.IQRoute{Target: module.Account, Type: r.typ, NS: mam.NS, Local: r.local, Feature: r.feature}, r.fn); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{mam.NSExtended, NSSid} {
+		if err := h.Feature(module.Account, f); err != nil {
+			return err
+		}
+	}
+	h.OnMessage(module.Outbound, m.outbound)
+	h.OnMessage(module.Inbound, m.inbound)
+	// Undeliverable too: a message stored offline is also in the archive, so other devices see it by MAM.
+	h.OnMessage(module.Undeliverable, m.inbound)
+	return nil
+}
+
+// Run deletes messages past the retention every SweepInterval (module.Runner).
+func (m *Module) Run(ctx context.Context) {
+	if !m.cfg.Enabled() {
+		return
+	}
+	t := time.NewTicker(m.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		n, err := m.archive.DeleteBefore(ctx, time.Now().Add(-m.cfg.retention()))
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("archive retention sweep failed", "err", err)
+		} else if n > 0 {
+			m.log.Info("archive retention sweep", "deleted", n, "older_than", m.cfg.retention())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// archivable says whether a message goes to the archive: chat and normal messages with content a user would
+// look for on another device (a body, an encrypted payload, a chat marker or receipt), not chat states alone,
+// not with a no-store or no-permanent-store hint (XEP-0334).
+func archivable(s *stanza.Stanza) bool {
+	if s.Type != "" && s.Type != "normal" && s.Type != "chat" {
+		return false
+	}
+	p := s.Payload()
+	if bytes.Contains(p, []byte("urn:xmpp:hints")) && (bytes.Contains(p, []byte("<no-store")) || bytes.Contains(p, []byte("<no-permanent-store"))) {
+		return false
+	}
+	for _, mark := range [][]byte{[]byte("<body"), []byte("<encrypted"), []byte("urn:xmpp:chat-markers:0"), []byte("urn:xmpp:receipts"), []byte("<store")} {
+		if bytes.Contains(p, mark) {
+			return true
+		}
+	}
+	return false
+}
+
+// originID returns the sender's XEP-0359 origin-id, or the stanza id when it is long enough to be unique
+// (short ids such as "1" are reused by clients after a restart and would wrongly drop messages).
+func originID(s *stanza.Stanza) string {
+	var id string
+	if bytes.Contains(s.Payload(), []byte(NSSid)) {
+		stanza.Children(s.Payload(), func(local, ns string, raw []byte) bool {
+			if local == "origin-id" && ns == NSSid {
+				id = stanza.ChildAttr(raw, "id")
+				return false
+			}
+			return true
+		})
+	}
+	if id == "" && len(s.ID) >= 16 {
+		id = s.ID
+	}
+	return id
+}
+
+func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdict, error) {
+	s := d.Stanza
+	if !archivable(s) || s.To.Equal(jid.JID{}) {
+		return module.Continue, nil
+	}
+	owner := d.Owner.String()
+	with := s.To.Bare().String()
+	if ok, err := m.wants(ctx, owner, with); err != nil || !ok {
+		return module.Continue, err
+	}
+	oid := originID(s)
+	if oid != "" {
+		dup, err := m.archive.HasOrigin(ctx, owner, with, oid)
+		if err != nil {
+			return module.Continue, fmt.Errorf("archive: %w", err)
+		}
+		if dup {
+			// A retry of a message already accepted (the client did not see our ack): processed once.
+			m.Duplicates.Add(1)
+			return module.Handled, nil
+		}
+	}
+	item := storage.ArchiveItem{ID: newID(), With: with, Time: time.Now().UTC(), OriginID: oid, Data: s.Raw}
+	if err := m.archive.Append(ctx, owner, item); err != nil {
+		return module.Continue, fmt.Errorf("archive: %w", err)
+	}
+	m.Archived.Add(1)
+	return module.Continue, nil
+}
+
+func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdict, error) {
+	s := d.Stanza
+	if !archivable(s) {
+		return module.Continue, nil
+	}
+	owner := d.Owner.String()
+	if ok, err := m.wants(ctx, owner, s.From.Bare().String()); err != nil || !ok {
+		return module.Continue, err
+	}
+	// A stanza-id claiming to be by this archive was not put there by us (XEP-0359 section 4): remove it.
+	if bytes.Contains(s.Payload(), []byte(NSSid)) {
+		s = s.WithoutChildren(func(local, ns string, raw []byte) bool {
+			return local == "stanza-id" && ns == NSSid && stanza.ChildAttr(raw, "by") == owner
+		})
+	}
+	id := newID()
+	sid := []byte("<stanza-id xmlns='" + NSSid + "' by='")
+	sid = stanza.AppendEscape(sid, owner)
+	sid = append(sid, "' id='"+id+"'/>"...)
+	s = s.AppendChild(sid)
+	item := storage.ArchiveItem{ID: id, With: s.From.Bare().String(), Time: time.Now().UTC(), OriginID: originID(s), Data: s.Raw}
+	if err := m.archive.Append(ctx, owner, item); err != nil {
+		return module.Continue, fmt.Errorf("archive: %w", err)
+	}
+	m.Archived.Add(1)
+	d.Stanza = s
+	return module.Continue, nil
+}
+
+func (m *Module) query(ctx context.Context, iq *module.IQ) ([]byte, error) {
+	if !iq.ToSelf() || iq.Session == nil {
+		return nil, stanza.ErrForbidden
+	}
+	q, err := mam.ParseQuery(iq.Payload, m.limits)
+	if err != nil {
+		return nil, err
+	}
+	if q.Node != "" {
+		return nil, stanza.ErrItemNotFound
+	}
+	owner := iq.From.Bare()
+	page, err := mam.Fetch(ctx, m.archive, owner.String(), q)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range page.Items {
+		iq.Session.Send(mam.ResultMessage(owner, iq.From, q.ID, it))
+	}
+	return mam.AppendFin(nil, page), nil
+}
+
+func (m *Module) fields(_ context.Context, iq *module.IQ) ([]byte, error) {
+	if !iq.ToSelf() {
+		return nil, stanza.ErrForbidden
+	}
+	return mam.AppendFields(nil), nil
+}
+
+// metadata answers XEP-0313's <metadata/> query: the first and last item of the archive.
+func (m *Module) metadata(ctx context.Context, iq *module.IQ) ([]byte, error) {
+	if !iq.ToSelf() {
+		return nil, stanza.ErrForbidden
+	}
+	owner := iq.From.Bare().String()
+	first, _, err := m.archive.Query(ctx, owner, storage.ArchiveQuery{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	last, _, err := m.archive.Query(ctx, owner, storage.ArchiveQuery{Limit: 1, Last: true})
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	b := []byte("<metadata xmlns='" + mam.NS + "'>")
+	for i, it := range [][]storage.ArchiveItem{first, last} {
+		if len(it) == 0 {
+			continue
+		}
+		b = append(b, map[int]string{0: "<start id='", 1: "<end id='"}[i]...)
+		b = stanza.AppendEscape(b, it[0].ID)
+		b = append(b, "' timestamp='"...)
+		b = mam.AppendTime(b, it[0].Time)
+		b = append(b, "'/>"...)
+	}
+	return append(b, "</metadata>"...), nil
+}
+
+const prefsKey = "archive/prefs"
+
+type prefsXML struct {
+	XMLName xml.Name `xml:"urn:xmpp:mam:2 prefs"`
+	Default string   `xml:"default,attr"`
+	Always  []string `xml:"always>jid"`
+	Never   []string `xml:"never>jid"`
+}
+
+// getPrefs returns the stored preferences.
+func (m *Module) getPrefs(ctx context.Context, iq *module.IQ) ([]byte, error) {
+	if !iq.ToSelf() {
+		return nil, stanza.ErrForbidden
+	}
+	v, err := m.kv.Value(ctx, iq.From.Bare().String(), prefsKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return []byte("<prefs xmlns='" + mam.NS + "' default='always'><always/><never/></prefs>"), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return v, nil
+}
+
+func (m *Module) setPrefs(ctx context.Context, iq *module.IQ) ([]byte, error) {
+	if !iq.ToSelf() {
+		return nil, stanza.ErrForbidden
+	}
+	var p prefsXML
+	if err := xml.Unmarshal(iq.Payload, &p); err != nil || (p.Default != "always" && p.Default != "never" && p.Default != "roster") {
+		return nil, stanza.Errorf("bad-request", "default must be always, never or roster")
+	}
+	out, _ := xml.Marshal(p)
+	if err := m.kv.PutValue(ctx, iq.From.Bare().String(), prefsKey, out); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	m.prefs.forget(iq.From.Bare().String())
+	return out, nil
+}
+
+// wants applies the owner's preferences (XEP-0313 section 6.1) to a message with peer: the always and never
+// lists win, then the default. "roster" is treated as "always": the archive cannot see rosters.
+func (m *Module) wants(ctx context.Context, owner, peer string) (bool, error) {
+	p, err := m.prefs.get(ctx, m.kv, owner)
+	if err != nil {
+		return false, err
+	}
+	if p == nil {
+		return true, nil
+	}
+	for _, j := range p.Never {
+		if j == peer {
+			return false, nil
+		}
+	}
+	for _, j := range p.Always {
+		if j == peer {
+			return true, nil
+		}
+	}
+	return p.Default != "never", nil
+}
+
+// prefsCache keeps parsed preferences for a minute, so that archiving a message costs no extra read; on a
+// cluster another node sees a change within that minute.
+type prefsCache struct {
+	mu sync.Mutex
+	m  map[string]cachedPrefs
+}
+
+type cachedPrefs struct {
+	p  *prefsXML
+	at time.Time
+}
+
+func (c *prefsCache) get(ctx context.Context, kv storage.KV, owner string) (*prefsXML, error) {
+	c.mu.Lock()
+	e, ok := c.m[owner]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < time.Minute {
+		return e.p, nil
+	}
+	v, err := kv.Value(ctx, owner, prefsKey)
+	var p *prefsXML
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("archive: %w", err)
+	default:
+		p = new(prefsXML)
+		if err := xml.Unmarshal(v, p); err != nil {
+			p = nil
+		}
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 100000 {
+		c.m = make(map[string]cachedPrefs)
+	}
+	c.m[owner] = cachedPrefs{p: p, at: time.Now()}
+	c.mu.Unlock()
+	return p, nil
+}
+
+func (c *prefsCache) forget(owner string) {
+	c.mu.Lock()
+	delete(c.m, owner)
+	c.mu.Unlock()
+}
+
+var idSeq atomic.Uint64
+
+// newID returns a unique, roughly time-ordered archive id.
+func newID() string {
+	var b [5]byte
+	rand.Read(b[:])
+	return strconv.FormatInt(time.Now().UnixMilli(), 36) + strconv.FormatUint(idSeq.Add(1)%1679616, 36) +
+		base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
+var (
+	_ module.Module = (*Module)(nil)
+	_ module.Runner = (*Module)(nil)
+)
