@@ -251,3 +251,16 @@ func cut(c net.Conn) {
 	}
 	c.Close()
 }
+
+// Kill ends the server with SIGKILL: no shutdown, no flush, as in a crash or power loss of the process.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Start starts a stopped or killed server again on new ports with the same data.
+func (s *Server) StartAgain() { s.start() }

@@ -58,7 +58,9 @@ func newXMPPConn(t *testing.T, name string, nc net.Conn) *xmppConn {
 	return x
 }
 
-func (x *xmppConn) note(format string, a ...any) { x.tr.record("--", []byte(fmt.Sprintf(format, a...))) }
+func (x *xmppConn) note(format string, a ...any) {
+	x.tr.record("--", []byte(fmt.Sprintf(format, a...)))
+}
 
 func (x *xmppConn) send(s string) {
 	x.t.Helper()
@@ -765,4 +767,88 @@ func TestUserPasswdChangesEveryHash(t *testing.T) {
 	if err == nil {
 		t.Fatalf("passwd of a missing account succeeded: %s", out)
 	}
+}
+
+// Bug: go-sendxmpp cannot connect over STARTTLS. Like every client built on github.com/xmppo/go-xmpp it writes a
+// newline after each element, so "<starttls/>\n" arrives in one segment and the newline sits in the server's
+// plaintext buffer when the handshake starts. RFC 6120 5.3.3 asks clients not to send whitespace there, but a
+// lone whitespace carries no command: discarding it is safe, whereas refusing it (xmpp/c2s/conn.go
+// negotiateTLS, "data after starttls") locks out a Debian-packaged client that Prosody and ejabberd accept.
+func TestStartTLSWithTrailingNewline(t *testing.T) {
+	srv := Start(t, "")
+	srv.AddUser("alice", "alice-secret")
+	nc, err := net.Dial("tcp", srv.Addrs["c2s"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newXMPPConn(t, "go-sendxmpp style", nc)
+	x.open()
+	x.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n")
+	x.expect("<proceed")
+	tc := tls.Client(nc, srv.TLSConfig())
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake after <starttls/> plus a newline: %v (server log: %s)", err, lastLine(srv.Log(), "connection ended"))
+	}
+	x.tls, x.tr.Conn = tc, tc
+	feat := x.open()
+	if got := x.scramAuth("SCRAM-SHA-256", "alice", "alice-secret", "n", nil); got != "success" {
+		t.Fatalf("login after STARTTLS: %s (features %s)", got, feat)
+	}
+}
+
+// The STARTTLS injection defence itself must stay: a command pipelined after <starttls/> in plaintext is never
+// taken as if it had come over TLS.
+func TestStartTLSRefusesPipelinedCommand(t *testing.T) {
+	srv := Start(t, "")
+	srv.AddUser("alice", "alice-secret")
+	nc, err := net.Dial("tcp", srv.Addrs["c2s"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newXMPPConn(t, "injection", nc)
+	x.open()
+	x.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><auth xmlns='" + saslNS + "' mechanism='PLAIN'>" + plainB64("alice", "alice-secret") + "</auth>")
+	x.expect("<proceed")
+	tc := tls.Client(nc, srv.TLSConfig())
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err == nil {
+		x.tls, x.tr.Conn = tc, tc
+		x.send(streamHeader)
+		if el, err := x.next(2 * time.Second); err == nil && strings.Contains(el, "<success") {
+			t.Fatalf("the pipelined plaintext <auth/> was honoured: %s", el)
+		}
+	}
+}
+
+// Bug: a login that fails before any password is checked (an unsupported channel-binding type, here exactly what
+// slixmpp 1.8.3 sends: SCRAM-SHA-512/256/1-PLUS with p=tls-unique) counts as a failed password guess for the
+// account and the IP (xmpp/c2s/conn.go authFailed). Two such connections from a client that has the right
+// password lock the account out for c2s.auth_failure_window, and four lock out its whole IP address: the
+// throttle then refuses the right password with temporary-auth-failure.
+func TestUnsupportedChannelBindingDoesNotLockOutAccount(t *testing.T) {
+	srv := Start(t, "") // default throttles: 10 failures per IP, 5 per account
+	srv.AddUser("alice", "alice-secret")
+	for i := 0; i < 2; i++ {
+		x, _ := dialTLS(t, srv, fmt.Sprintf("slixmpp-like %d", i), srv.TLSConfig())
+		for _, m := range []string{"SCRAM-SHA-512-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"} {
+			if got := x.scramAuth(m, "alice", "alice-secret", "p=tls-unique", bytes.Repeat([]byte{1}, 12)); got == "success" {
+				t.Fatalf("%s with p=tls-unique succeeded", m)
+			}
+		}
+	}
+	x, _ := dialTLS(t, srv, "right password", srv.TLSConfig())
+	if got := x.scramAuth("SCRAM-SHA-256", "alice", "alice-secret", "n", nil); got != "success" {
+		t.Fatalf("right password after six channel-binding refusals: got %s, want success", got)
+	}
+}
+
+// lastLine returns the last line of log containing sub.
+func lastLine(log, sub string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], sub) {
+			return lines[i]
+		}
+	}
+	return ""
 }

@@ -167,3 +167,11 @@ func TestAckCounting(t *testing.T) {
 	bob.send(`<a xmlns='urn:xmpp:sm:3' h='1000'/>`)
 	bob.await(`<handled-count-too-high`, 5*time.Second)
 }
+
+func (c *smClient) bindAndEnableNoPresence() (full, smID string) {
+	c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)
+	full = c.await(`<jid>([^<]+)</jid>`, 5*time.Second)[1]
+	c.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	smID = c.await(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true'`, 5*time.Second)[1]
+	return full, smID
+}

@@ -63,6 +63,8 @@ type S3Config struct {
 	// PublicBaseURL, if set, is where objects are readable without a signature (a public bucket, a CDN);
 	// download URLs then point there directly instead of at a Parley redirect.
 	PublicBaseURL string `yaml:"public_base_url"`
+	// Prefix is put before every key ("parley/"), so that uploads can share a bucket. Default none.
+	Prefix string `yaml:"prefix"`
 }
 
 // Defaults.
@@ -176,6 +178,9 @@ func (c Config) Validate() error {
 		}
 		if (c.S3.AccessKey == "") != (c.S3.SecretKey == "") {
 			bad("s3.access_key", "set both s3.access_key and s3.secret_key, or neither")
+		}
+		if strings.HasPrefix(c.S3.Prefix, "/") {
+			bad("s3.prefix", "%q must not start with /", c.S3.Prefix)
 		}
 	default:
 		bad("backend", "%q is not local or s3", c.Backend)

@@ -34,9 +34,9 @@ func (r *fakeRouter) Route(_ context.Context, s *stanza.Stanza) {
 	defer r.mu.Unlock()
 	r.out = append(r.out, s)
 }
-func (r *fakeRouter) Sessions(jid.JID) []module.Session                          { return nil }
-func (r *fakeRouter) Session(jid.JID) module.Session                             { return nil }
-func (r *fakeRouter) IsLocal(j jid.JID) bool                                     { return j.Domainpart() == "example.net" }
+func (r *fakeRouter) Sessions(jid.JID) []module.Session                           { return nil }
+func (r *fakeRouter) Session(jid.JID) module.Session                              { return nil }
+func (r *fakeRouter) IsLocal(j jid.JID) bool                                      { return j.Domainpart() == "example.net" }
 func (r *fakeRouter) Notify(context.Context, module.SessionEvent, module.Session) {}
 
 func (r *fakeRouter) last(t testing.TB) *stanza.Stanza {
@@ -75,7 +75,7 @@ func (k *memKV) PutValue(_ context.Context, owner, key string, v []byte) error {
 	k.m[owner+"\x00"+key] = v
 	return nil
 }
-func (k *memKV) DeleteValue(context.Context, string, string) error        { return nil }
+func (k *memKV) DeleteValue(context.Context, string, string) error      { return nil }
 func (k *memKV) Keys(context.Context, string, string) ([]string, error) { return nil, nil }
 
 // env is a module with the local backend behind an httptest server.

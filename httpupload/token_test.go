@@ -1,6 +1,7 @@
 package httpupload
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,25 @@ func FuzzUploadPath(f *testing.F) {
 			if t2, err := s.decode(again, name); err != nil || t2 != tok {
 				t.Fatalf("re-encoding %+v does not verify", tok)
 			}
+		}
+	})
+}
+
+// FuzzToken signs arbitrary payloads, as a holder of the secret could: decode must not panic, and what it
+// accepts must name a key inside the store with a valid content type.
+func FuzzToken(f *testing.F) {
+	s := testSigner()
+	f.Add([]byte("p\x00aaaa/bbbb\x0042\x00image/png\x001900000000"), "x.png")
+	f.Add([]byte("g\x00aaaa/bbbb\x00text/plain"), "a b")
+	f.Add([]byte("p\x00../..\x00-1\x00x\x00y"), "..")
+	f.Fuzz(func(t *testing.T, payload []byte, filename string) {
+		seg := base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(s.mac(payload, filename))
+		tok, err := s.decode(seg, filename)
+		if err != nil {
+			return
+		}
+		if !validKey(tok.Key(filename)) || validContentType(tok.ContentType) != nil || (tok.Put && tok.Size <= 0) {
+			t.Fatalf("decode accepted %+v for %q", tok, filename)
 		}
 	})
 }

@@ -33,13 +33,16 @@ func (r *room) newRole(cur, aff string) string {
 // the user's new presence, or its removal (301 ban, 321 membership lost), or, when the user is not in the
 // room, a 101 message to the user and the changed item to the occupants who see real JIDs. It returns the
 // real full JIDs that left the room. The caller persists the affiliation after unlocking.
-func (m *Module) setAffiliation(r *room, actor *occupant, target, aff, reason string,
+func (m *Module) setAffiliation(r *room, actor *occupant, target, aff, reason, nick string,
 	out []*stanza.Stanza) ([]*stanza.Stanza, []string) {
 	if aff == storage.AffNone {
 		delete(r.affs, target)
 	} else {
 		a := r.affs[target]
 		a.JID, a.Affiliation, a.Reason = target, aff, reason
+		if nick != "" {
+			a.Nick = nick // reserved for the user (XEP-0045 9.3)
+		}
 		r.affs[target] = a
 	}
 	actorNick := ""
@@ -201,6 +204,7 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, payload []
 	actor := r.real[from.String()]
 	type change struct {
 		target string
+		nick   string
 		occ    *occupant
 		value  string
 		reason string
@@ -215,8 +219,9 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, payload []
 				r.mu.Unlock()
 				return stanza.ErrBadRequest
 			}
-			target := it.JID
+			target, nick := it.JID, it.Nick
 			if target == "" && it.Nick != "" {
+				nick = ""
 				if o := r.occ[it.Nick]; o != nil {
 					target = o.bareStr
 				}
@@ -242,7 +247,14 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, payload []
 			if it.Affiliation == storage.AffOwner && cur != storage.AffOwner {
 				owners++
 			}
-			changes = append(changes, change{target: target, value: it.Affiliation, reason: it.Reason, isAff: true})
+			if nick != "" {
+				if o := r.occ[nick]; (o != nil && o.bareStr != target) || r.reservedByOther(nick, target) {
+					r.mu.Unlock()
+					return &stanza.Error{Condition: "conflict", Text: "this nickname is someone else's"}
+				}
+			}
+			changes = append(changes, change{target: target, nick: nick, value: it.Affiliation, reason: it.Reason,
+				isAff: true})
 		case it.Role != "":
 			if !validRole(it.Role) || it.Nick == "" {
 				r.mu.Unlock()
@@ -272,7 +284,7 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, payload []
 	for _, c := range changes {
 		if c.isAff {
 			var l []string
-			out, l = m.setAffiliation(r, actor, c.target, c.value, c.reason, out)
+			out, l = m.setAffiliation(r, actor, c.target, c.value, c.reason, c.nick, out)
 			left = append(left, l...)
 			affected = append(affected, c.target)
 			continue
@@ -574,14 +586,14 @@ func (m *Module) destroy(ctx context.Context, r *room, alt, reason, password str
 		return
 	}
 	r.gone = true
+	// Each occupant hears of its own departure only: the room is gone for everyone at once. drop clears the
+	// session index.
 	var out []*stanza.Stanza
-	var left []string
 	for _, o := range r.occ {
 		it := itemInfo{aff: storage.AffNone, role: RoleNone}
 		t := occupantPresence(o.jid, "unavailable", nil, it, false, extra, statusSelf)
 		for _, s := range o.sess {
 			out = append(out, addressed(t, s.jid, s.str))
-			left = append(left, s.str)
 		}
 	}
 	m.Stats.Occupants.Add(-int64(len(r.occ)))

@@ -311,7 +311,7 @@ func (e *env) clear() {
 }
 
 const (
-	svc  = "conference.localhost"
+	svc   = "conference.localhost"
 	roomJ = "room@conference.localhost"
 )
 

@@ -264,7 +264,7 @@ func (m *Module) mediated(ctx context.Context, r *room, s *stanza.Stanza) {
 			// (XEP-0045 7.8.2), so that it can enter.
 			if r.cfg.MembersOnly && r.affiliation(to.Bare().String(), m.admins) == storage.AffNone {
 				// Nobody leaves: the invitee is not in the room.
-				out, _ = m.setAffiliation(r, o, to.Bare().String(), storage.AffMember, "", out)
+				out, _ = m.setAffiliation(r, o, to.Bare().String(), storage.AffMember, "", "", out)
 				grant = append(grant, to.Bare().String())
 			}
 			b := []byte("<x xmlns='" + NSUser + "'><invite")

@@ -52,10 +52,10 @@ type Module struct {
 	admins  map[string]bool
 
 	mu       sync.Mutex
-	live     map[string]*room           // by room localpart
-	sessions map[string]map[*room]bool  // real full JID -> rooms it is in, for session end
-	pending  map[string]pendingIQ       // forwarded IQs by the id the service gave them
-	lastExp  atomic.Int64               // unix seconds of the last archive expiry
+	live     map[string]*room          // by room localpart
+	sessions map[string]map[*room]bool // real full JID -> rooms it is in, for session end
+	pending  map[string]pendingIQ      // forwarded IQs by the id the service gave them
+	lastExp  atomic.Int64              // unix seconds of the last archive expiry
 
 	now func() time.Time
 

@@ -535,10 +535,18 @@ func TestPersistentRoomSurvivesRestart(t *testing.T) {
 	e.in("<message type='groupchat' id='m' from='" + alice + "' to='" + roomJ + "'><body>remember me</body></message>")
 	e.in("<message type='groupchat' id='s' from='" + alice + "' to='" + roomJ + "'><subject>kept subject</subject></message>")
 
+	affs, _ := e.rooms.Affiliations(t.Context(), roomJ)
+	if len(affs) != 2 || affs[1].JID != "bob@localhost" || affs[1].Nick != "Bobby" {
+		t.Fatalf("stored affiliations = %+v, want bob's with the reserved nick", affs)
+	}
+
 	e2 := newEnvWith(t, Config{}, e.rooms, e.arch)
 	e2.t = t
 	e2.join(carol, "Carol")
 	e2.expect(carol, "type='error'", "registration-required")
+	e2.in("<iq type='set' id='g2' from='" + alice + "' to='" + roomJ + "'><query xmlns='" + NSAdmin + "'><item jid='carol@localhost' affiliation='member'/></query></iq>")
+	e2.join(carol, "Bobby")
+	e2.expect(carol, "type='error'", "conflict") // reserved for bob
 	e2.join(bob, "Bob")
 	e2.expect(bob, "status code='110'", "affiliation='member'")
 	e2.expect(bob, "remember me", "<delay", "stanza-id")

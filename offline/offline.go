@@ -78,6 +78,10 @@ type Module struct {
 	// delivering guards against two sessions of one account draining the queue at the same time.
 	mu         sync.Mutex
 	delivering map[string]bool
+	// counts caches how many messages each account has stored, so that enforcing the cap costs no count query
+	// per message (a count is linear in the queue). Entries are loaded on first use and dropped on delivery and
+	// expiry; on a cluster the cap is approximate, which is all a cap needs to be.
+	counts map[string]int
 
 	Stored    atomic.Uint64
 	Delivered atomic.Uint64
@@ -87,7 +91,7 @@ type Module struct {
 // New returns the module; archive is the "offline" archive of the store.
 func New(cfg Config, archive storage.Archive) *Module {
 	cfg.setDefaults()
-	return &Module{cfg: cfg, archive: archive, delivering: make(map[string]bool)}
+	return &Module{cfg: cfg, archive: archive, delivering: make(map[string]bool), counts: make(map[string]int)}
 }
 
 // Name implements module.Module.
@@ -111,6 +115,9 @@ func (m *Module) Run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			m.log.Error("expiring offline messages failed", "err", err)
 		} else if n > 0 {
+			m.mu.Lock()
+			clear(m.counts)
+			m.mu.Unlock()
 			m.Expired.Add(uint64(n))
 			m.log.Info("expired offline messages", "count", n, "older_than", m.cfg.Retention)
 		}
@@ -150,9 +157,15 @@ func (m *Module) store(ctx context.Context, d *module.Delivery) (module.Verdict,
 		return module.Handled, nil // silently dropped, as for a chat state to someone offline
 	}
 	owner := d.Owner.String()
-	n, err := m.archive.Count(ctx, owner, storage.ArchiveQuery{})
-	if err != nil {
-		return module.Continue, fmt.Errorf("offline: %w", err)
+	m.mu.Lock()
+	n, ok := m.counts[owner]
+	m.mu.Unlock()
+	if !ok {
+		c, err := m.archive.Count(ctx, owner, storage.ArchiveQuery{})
+		if err != nil {
+			return module.Continue, fmt.Errorf("offline: %w", err)
+		}
+		n = c
 	}
 	if n >= m.cfg.MaxPerAccount {
 		return module.Continue, &stanza.Error{Condition: "resource-constraint", Type: "wait",
@@ -164,9 +177,14 @@ func (m *Module) store(ctx context.Context, d *module.Delivery) (module.Verdict,
 		stored = s.AppendChild(delayElement(m.domain, now))
 	}
 	item := storage.ArchiveItem{ID: newID(), With: s.From.Bare().String(), Time: now, Data: stored.Raw}
-	if err := m.archive.Append(ctx, owner, item); err != nil {
+	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("offline: %w", err)
 	}
+	m.mu.Lock()
+	if _, cached := m.counts[owner]; cached || !ok {
+		m.counts[owner] = n + 1
+	}
+	m.mu.Unlock()
 	m.Stored.Add(1)
 	return module.Handled, nil
 }
@@ -232,6 +250,9 @@ func (m *Module) deleteDelivered(ctx context.Context, owner string, ids []string
 	if len(ids) == 0 {
 		return
 	}
+	m.mu.Lock()
+	delete(m.counts, owner)
+	m.mu.Unlock()
 	if err := m.archive.Delete(ctx, owner, ids...); err != nil {
 		m.log.Error("deleting delivered offline messages failed", "owner", owner, "err", err)
 		return

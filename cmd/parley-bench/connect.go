@@ -12,6 +12,8 @@ import (
 func runConnect(o *options, c *client, srv serverProc, r *result, log *slog.Logger) {
 	var dropped atomic.Int64
 	onDrop := func(*session, error) { dropped.Add(1) }
+	// Let the server settle (garbage from account creation or an earlier run) before the baseline.
+	time.Sleep(o.settle)
 	genRSS0 := selfRSSKB()
 	w := startWindow(srv)
 	log.Info("ramp", "sessions", o.sessions, "rate", o.rate)

@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ type options struct {
 	settle                           time.Duration
 	drain                            time.Duration
 	verbose                          bool
+	cpuProfile                       string
 
 	// Scenario figures; each scenario reads its own.
 	sessions   int
@@ -102,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding messages after sending stops; what has not arrived then is lost")
 	fs.BoolVar(&o.verbose, "v", false, "log progress")
 	fs.IntVar(&o.workers, "pacers", 4, "pacer goroutines that share the offered message rate")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile to this file")
 	switch scenario {
 	case "connect":
 		fs.IntVar(&o.sessions, "sessions", 500, "sessions to open")
@@ -175,6 +178,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "parley-bench: -cpuprofile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	r := &result{Scenario: scenario, Label: o.label, Server: o.server, Started: time.Now(), Params: o.params(scenario)}
 	switch scenario {
 	case "connect":

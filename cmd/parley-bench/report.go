@@ -249,31 +249,34 @@ func chartData(runs []storedResult, labels []string, dir string) error {
 	quote := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `'`) + `"` }
 	for _, sc := range scenarioOrder {
 		lat := chartLatency[sc]
+		// Only servers with figures get a column: gnuplot gives up on a column without valid points.
+		var cols []storedResult
+		for _, l := range labels {
+			if r, ok := find(runs, sc, l); ok {
+				if _, vok := r.value(lat + ".p50"); vok {
+					cols = append(cols, r)
+				}
+			}
+		}
+		path := filepath.Join(dir, "latency-"+sc+".dat")
+		if len(cols) == 0 {
+			_ = os.Remove(path)
+			continue
+		}
 		var b strings.Builder
 		b.WriteString(quote("percentile"))
-		hasData := false
-		for _, l := range labels {
-			b.WriteString(" " + quote(l))
+		for _, r := range cols {
+			b.WriteString(" " + quote(labelOf(r)))
 		}
 		b.WriteString("\n")
 		for _, pct := range []string{"p50", "p90", "p99", "max"} {
 			b.WriteString(quote(pct))
-			for _, l := range labels {
-				r, ok := find(runs, sc, l)
-				v, vok := r.value(lat + "." + pct)
-				if !ok || !vok {
-					b.WriteString(" NaN")
-					continue
-				}
-				hasData = true
-				fmt.Fprintf(&b, " %g", v)
+			for _, r := range cols {
+				v, _ := r.value(lat + "." + pct)
+				// The charts use a log scale: keep sub-resolution values on it.
+				fmt.Fprintf(&b, " %g", max(v, 0.001))
 			}
 			b.WriteString("\n")
-		}
-		path := filepath.Join(dir, "latency-"+sc+".dat")
-		if !hasData {
-			_ = os.Remove(path)
-			continue
 		}
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			return err

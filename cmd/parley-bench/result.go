@@ -186,16 +186,6 @@ func (t *tally) add(err error) {
 	t.mu.Unlock()
 }
 
-func (t *tally) total() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, v := range t.m {
-		n += v
-	}
-	return n
-}
-
 func (t *tally) into(r *result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

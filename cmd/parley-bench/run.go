@@ -208,12 +208,11 @@ func (b *bitset) set(i uint64) bool {
 
 // counters are the message figures every messaging scenario keeps.
 type counters struct {
-	sent, sendErrors    atomic.Int64
-	delivered, dup      atomic.Int64
-	stale, bounced      atomic.Int64
-	lastDelivery        atomic.Int64 // ns since base
-	dropped             atomic.Int64
-	firstDeliveryOrZero atomic.Int64
+	sent, sendErrors atomic.Int64
+	delivered, dup   atomic.Int64
+	stale, bounced   atomic.Int64
+	lastDelivery     atomic.Int64 // ns since base
+	dropped          atomic.Int64
 }
 
 func (c *counters) delivery(now time.Duration) {
@@ -224,7 +223,6 @@ func (c *counters) delivery(now time.Duration) {
 			break
 		}
 	}
-	c.firstDeliveryOrZero.CompareAndSwap(0, int64(now))
 }
 
 // waitFor polls until done reports true or timeout passes; it returns whether done became true.

@@ -65,6 +65,10 @@ type server struct {
 // modules is the ordered module list: the one place that says what the server does. Order matters where
 // a comment says so.
 func modules(cfg Config, store storage.Store, reg *module.Registry) []module.Module {
+	// Archives that guarantee delivery are pipelined: a connection's burst of messages shares group commits
+	// and is acknowledged once committed (see storage.Pipeline and module.Append).
+	mamArchive := storage.NewPipeline(store.Archive("mam"), 0)
+	offlineArchive := storage.NewPipeline(store.Archive("offline"), 0)
 	derive := func(password string) ([]storage.ScramCredential, error) {
 		return auth.DeriveAll(password, cfg.Auth.ScramIterations)
 	}
@@ -74,13 +78,13 @@ func modules(cfg Config, store storage.Store, reg *module.Registry) []module.Mod
 		presence.New(store, store),
 		// archive before carbons: it stamps the stanza-id that carbon copies carry, and it drops client retries
 		// (origin-id) before anything is copied or routed.
-		archive.New(cfg.Archive, store.Archive("mam"), store),
+		archive.New(cfg.Archive, mamArchive, store),
 		carbons.New(),
 		ping.New(),
 		version.New(cfg.Version, Version),
 		register.New(cfg.Register, store, derive),
 		// offline takes what the router could not deliver; it hooks the Undeliverable stage and Available event.
-		offline.New(cfg.Offline, store.Archive("offline")),
+		offline.New(cfg.Offline, offlineArchive),
 		// disco last: it advertises every feature registered before it and hashes them for XEP-0115 caps.
 		disco.New(reg),
 	}

@@ -364,7 +364,7 @@ func (a *archive) HasOrigin(ctx context.Context, owner, with, originID string) (
 	}
 	var has bool
 	if err := a.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM archive_items
-		WHERE archive = $1 AND owner = $2 AND origin_id = $3 AND with_jid = $4)`,
+		WHERE archive = $1 AND owner = $2 AND origin_id = $3 AND origin_id <> '' AND with_jid = $4)`,
 		a.name, owner, originID, with).Scan(&has); err != nil {
 		return false, fmt.Errorf("pg: has origin: %w", err)
 	}

@@ -47,6 +47,9 @@ type Config struct {
 	// PublicBaseURL, if set, is where objects can be read without a signature (a public bucket or a CDN in
 	// front of it): the download URL of key is PublicBaseURL + "/" + key.
 	PublicBaseURL string `yaml:"public_base_url"`
+	// Prefix is put before every key ("parley/"), so that the uploads can share a bucket with other data or
+	// with other servers. Default none.
+	Prefix string `yaml:"prefix"`
 }
 
 // Validate checks the configuration; key names are relative to the s3 block.
@@ -66,6 +69,9 @@ func (c Config) Validate() error {
 	}
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		errs = append(errs, errors.New("s3.access_key and s3.secret_key: set both or neither"))
+	}
+	if strings.HasPrefix(c.Prefix, "/") {
+		errs = append(errs, fmt.Errorf("s3.prefix: %q must not start with /", c.Prefix))
 	}
 	return errors.Join(errs...)
 }
@@ -126,6 +132,7 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, contentT
 	if size <= 0 {
 		return "", nil, errors.New("s3: size must be positive")
 	}
+	key = s.cfg.Prefix + key
 	req, err := s.presign.PresignPutObject(ctx, &awss3.PutObjectInput{
 		Bucket:        &s.cfg.Bucket,
 		Key:           &key,
@@ -152,6 +159,7 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, contentT
 // GetURL implements storage.Blobs: the public URL when PublicBaseURL is set, else a presigned GET valid for
 // ttl (at most MaxPresign) that makes the store answer with contentType and a safe Content-Disposition.
 func (s *Store) GetURL(ctx context.Context, key, contentType string, ttl time.Duration) (string, error) {
+	key = s.cfg.Prefix + key
 	if s.cfg.PublicBaseURL != "" {
 		return strings.TrimRight(s.cfg.PublicBaseURL, "/") + "/" + escapeKey(key), nil
 	}
@@ -170,6 +178,7 @@ func (s *Store) GetURL(ctx context.Context, key, contentType string, ttl time.Du
 
 // Delete implements storage.Blobs.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	key = s.cfg.Prefix + key
 	_, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	var nsk *types.NoSuchKey
 	if err != nil && !errors.As(err, &nsk) {
@@ -181,7 +190,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // List implements storage.Blobs with ListObjectsV2, a page of up to 1000 keys per request.
 func (s *Store) List(ctx context.Context, prefix string, fn func(storage.BlobInfo) error) error {
 	in := &awss3.ListObjectsV2Input{Bucket: &s.cfg.Bucket}
-	if prefix != "" {
+	if prefix = s.cfg.Prefix + prefix; prefix != "" {
 		in.Prefix = &prefix
 	}
 	p := awss3.NewListObjectsV2Paginator(s.client, in)
@@ -191,7 +200,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.BlobInf
 			return fmt.Errorf("s3: list: %w", err)
 		}
 		for _, o := range page.Contents {
-			info := storage.BlobInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)}
+			info := storage.BlobInfo{Key: strings.TrimPrefix(aws.ToString(o.Key), s.cfg.Prefix), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)}
 			if err := fn(info); err != nil {
 				return err
 			}

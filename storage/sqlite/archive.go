@@ -382,9 +382,11 @@ func (a *archive) HasOrigin(ctx context.Context, owner, with, originID string) (
 	if originID == "" {
 		return false, nil
 	}
+	// origin_id <> '' repeats the partial index's predicate: without it the planner cannot use that index for
+	// a bound parameter and scans the owner's whole conversation instead (quadratic under a burst).
 	var n int
 	if err := a.s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM archive_items
-		WHERE archive = ? AND owner = ? AND origin_id = ? AND with_jid = ? LIMIT 1)`,
+		WHERE archive = ? AND owner = ? AND origin_id = ? AND origin_id <> '' AND with_jid = ? LIMIT 1)`,
 		a.name, owner, originID, with).Scan(&n); err != nil {
 		return false, fmt.Errorf("sqlite: has origin: %w", err)
 	}

@@ -74,6 +74,7 @@ type Module struct {
 	archive storage.Archive
 	kv      storage.KV
 	log     *slog.Logger
+	router  module.Router
 	limits  mam.Limits
 
 	prefs prefsCache
@@ -96,6 +97,7 @@ func (*Module) Name() string { return "archive" }
 // Register implements module.Module.
 func (m *Module) Register(h *module.Host) error {
 	m.log = h.Log()
+	m.router = h.Router()
 	if !m.cfg.Enabled() {
 		return nil
 	}
@@ -193,23 +195,31 @@ func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdi
 	}
 	owner := d.Owner.String()
 	with := s.To.Bare().String()
-	if ok, err := m.wants(ctx, owner, with); err != nil || !ok {
-		return module.Continue, err
-	}
 	oid := originID(s)
-	if oid != "" {
-		dup, err := m.archive.HasOrigin(ctx, owner, with, oid)
+	if oid != "" && m.router.IsLocal(s.To) && s.To.Localpart() != "" {
+		// A retry of a message the recipient's archive already holds: the first attempt was delivered (or
+		// stored), only our ack was lost. The recipient's copy is the one that counts, because it is written
+		// last, right before delivery or offline storage.
+		dup, err := m.archive.HasOrigin(ctx, with, owner, oid)
 		if err != nil {
 			return module.Continue, fmt.Errorf("archive: %w", err)
 		}
 		if dup {
-			// A retry of a message already accepted (the client did not see our ack): processed once.
 			m.Duplicates.Add(1)
 			return module.Handled, nil
 		}
 	}
+	if ok, err := m.wants(ctx, owner, with); err != nil || !ok {
+		return module.Continue, err
+	}
+	if oid != "" {
+		// The sender's copy may be there from an attempt that died before reaching the recipient.
+		if dup, err := m.archive.HasOrigin(ctx, owner, with, oid); err != nil || dup {
+			return module.Continue, err
+		}
+	}
 	item := storage.ArchiveItem{ID: newID(), With: with, Time: time.Now().UTC(), OriginID: oid, Data: s.Raw}
-	if err := m.archive.Append(ctx, owner, item); err != nil {
+	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
 	m.Archived.Add(1)
@@ -237,7 +247,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 	sid = append(sid, "' id='"+id+"'/>"...)
 	s = s.AppendChild(sid)
 	item := storage.ArchiveItem{ID: id, With: s.From.Bare().String(), Time: time.Now().UTC(), OriginID: originID(s), Data: s.Raw}
-	if err := m.archive.Append(ctx, owner, item); err != nil {
+	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
 	m.Archived.Add(1)

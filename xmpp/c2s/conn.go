@@ -353,14 +353,11 @@ func (c *conn) negotiateTLS() error {
 			if err := c.sendSync([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
 				return err
 			}
-			if c.rd.Buffered() > 0 {
-				// Bytes sent after <starttls/> but before the handshake would be trusted as if they had come over
-				// TLS (the STARTTLS command injection attack): refuse.
-				return errors.New("c2s: data after starttls")
-			}
 			if err := c.handshake(nil); err != nil {
 				return err
 			}
+			// SetSource refuses bytes other than whitespace sent after <starttls/> and before the handshake: they
+			// would be trusted as if they had come over TLS (the STARTTLS command injection attack).
 			if err := c.rd.SetSource(c.rw); err != nil {
 				return err
 			}

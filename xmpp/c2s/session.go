@@ -183,6 +183,7 @@ type session struct {
 	interested bool
 	sm         smState
 	hIn        *atomic.Uint32 // XEP-0198 inbound count, advanced by the reading connection
+	pending    *pending       // durable writes under way for handled stanzas
 
 	available atomic.Bool
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 	"parley.im/parley/xmpp/stream"
 )
@@ -17,6 +18,10 @@ var ackRequest = []byte("<r xmlns='" + nsSM + "'/>")
 func (c *conn) attach(s *session, hIn *atomic.Uint32) {
 	c.sess, c.hIn = s, hIn
 	s.hIn = hIn
+	if s.pending == nil {
+		s.pending = newPending()
+	}
+	c.ctx = module.WithDurability(c.ctx, s.pending)
 	c.jid = s.jid
 	c.fromAttr = append(stanza.AppendEscape([]byte(" from='"), s.jid.String()), '\'')
 	c.log = c.log.With("jid", s.jid.String())
@@ -44,7 +49,12 @@ func (c *conn) handleSM(el *stream.Element) error {
 	s := c.sess
 	switch el.Local {
 	case "r":
-		c.out.push(appendAck(nil, c.hIn.Load()))
+		h := c.hIn.Load()
+		if err := s.pending.wait(); err != nil {
+			c.log.Error("a durable write failed; not acknowledging", "err", err)
+			return &streamError{"internal-server-error", "storage failure"}
+		}
+		c.out.push(appendAck(nil, h))
 	case "a":
 		var a smElement
 		if err := xml.Unmarshal(el.Raw, &a); err != nil {
@@ -141,6 +151,10 @@ func (c *conn) resume(el *stream.Element) (bool, error) {
 		return false, &streamError{"undefined-condition", "handled count too high"}
 	}
 	c.attach(s, s.hIn)
+	// <resumed h/> acknowledges what the old connection handled: its writes must have committed.
+	if err := s.pending.wait(); err != nil {
+		return false, &streamError{"internal-server-error", "storage failure"}
+	}
 	s.mu.Lock()
 	b := []byte("<resumed xmlns='" + nsSM + "' previd='" + r.PrevID + "' h='")
 	b = strconv.AppendUint(b, uint64(c.hIn.Load()), 10)

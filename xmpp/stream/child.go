@@ -4,8 +4,9 @@ import "bytes"
 
 // Child finds the first direct child element of e with the given local name and namespace, such as ("body",
 // "jabber:client") or ("received", "urn:xmpp:receipts"). start and end delimit the child in e.Raw, from its '<' to
-// just after its end tag (or self-closing tag). It rescans e's content without allocating; for an element that did
-// not come from a Reader it never panics but may not find anything.
+// just after its end tag (or self-closing tag). It rescans e's content, without allocating unless a namespace
+// declaration it has to compare holds references. For an element that did not come from a Reader it never panics
+// but may not find anything.
 func (e *Element) Child(local, ns string) (start, end int, ok bool) {
 	raw := e.Raw
 	lo, hi := e.InnerStart, e.InnerEnd
@@ -160,7 +161,7 @@ func nextAttr(b []byte, i int) (name, val []byte, next int) {
 
 // attrEq reports whether the raw attribute value v decodes to s.
 func attrEq(v []byte, s string) bool {
-	if bytes.IndexByte(v, '&') < 0 && bytes.IndexAny(v, "\t\n\r") < 0 {
+	if bytes.IndexByte(v, '&') < 0 && !bytes.ContainsAny(v, "\t\n\r") {
 		return string(v) == s
 	}
 	var tmp [128]byte

@@ -77,8 +77,6 @@ func restartAfterSASL(e *Element) bool {
 		e.Local == "auth" && bytes.Contains(e.Raw, []byte("PLAIN")))
 }
 
-func restartNamed(e *Element) bool { return e.Local == "restart" }
-
 // readAll reads a whole stream from src the way the c2s loop does.
 func readAll(src io.Reader, lim Limits, restart restartRule) result {
 	return readAllVisit(src, lim, restart, nil)

@@ -248,7 +248,10 @@ func (r *Reader) discard() {
 	}
 	r.haveEl = false
 	r.start = r.elEnd
-	r.el.Raw = nil
+	// Clear every slice into the buffer: an idle Reader must not keep a large buffer alive through them after
+	// handing it back to the pool.
+	e := &r.el
+	e.Raw, e.To, e.From, e.Type, e.ID, e.Lang, e.Inherited = nil, nil, nil, nil, nil, nil, nil
 }
 
 // finish fills in the parts of r.el that point into the buffer, now that the element is complete.

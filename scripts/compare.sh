@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# compare.sh runs the same parley-bench scenarios (connect, chat, muc, offline) with the same parameters
+# against ejabberd, Prosody and, when ./cmd/parley builds, Parley, one server at a time, and writes
+#   $OUT_DIR/results-DATE.json   every result
+#   $OUT_DIR/compare.md          a table per scenario, a column per server
+#   $OUT_DIR/latency.png, $OUT_DIR/rss-per-session.png   (gnuplot)
+# Every server runs privately on 127.0.0.1 from a throwaway directory and is stopped on exit, whatever
+# happens. Unattended; at the defaults it takes about 6 minutes per server (well under 30 in all).
+#
+# Scale with environment variables:
+#   SESSIONS=2000        connect: sessions held           CONNECT_RATE=200   connect: new sessions/s
+#   RATE=2000            chat: offered messages/s         DURATION=20        chat, muc: seconds of sending; connect: hold
+#   CHAT_USERS=200       chat: online users (pairs)       MUC_OCCUPANTS=50 MUC_SENDERS=5 MUC_RATE=100
+#   OFFLINE_MESSAGES=2000 OFFLINE_USERS=200 OFFLINE_RATE=500
+#   TLS=1  MECH=SCRAM-SHA-1   NOFILE=20000 (ulimit -n for servers and generator alike)
+#   SERVERS="ejabberd prosody parley"   OUT_DIR=docs/bench   KEEP_WORK=1 keeps the run directory
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+SESSIONS=${SESSIONS:-2000}
+CONNECT_RATE=${CONNECT_RATE:-200}
+RATE=${RATE:-2000}
+DURATION=${DURATION:-20}
+CHAT_USERS=${CHAT_USERS:-200}
+MUC_OCCUPANTS=${MUC_OCCUPANTS:-50}
+MUC_SENDERS=${MUC_SENDERS:-5}
+MUC_RATE=${MUC_RATE:-100}
+OFFLINE_MESSAGES=${OFFLINE_MESSAGES:-2000}
+OFFLINE_USERS=${OFFLINE_USERS:-200}
+OFFLINE_SENDERS=${OFFLINE_SENDERS:-2}
+OFFLINE_RATE=${OFFLINE_RATE:-500}
+TLS=${TLS:-1}
+MECH=${MECH:-SCRAM-SHA-1}
+NOFILE=${NOFILE:-20000}
+SERVERS=${SERVERS:-ejabberd prosody parley}
+OUT_DIR=${OUT_DIR:-docs/bench}
+
+log() { echo "compare.sh: $*" >&2; }
+
+work=$(mktemp -d /tmp/parley-compare.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/results" "$work/bin"
+started=()   # "server dir" of every instance started, for the trap
+
+cleanup() {
+  local status=$?
+  for entry in "${started[@]}"; do
+    stop_server ${entry} || true
+  done
+  if [ "${KEEP_WORK:-0}" = 1 ]; then log "run directory kept: $work"; else rm -rf "$work"; fi
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The same open-file limit for every server and for the generator (each inherits it from this shell).
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$NOFILE" -gt "$hard" ]; then NOFILE=$hard; fi
+ulimit -n "$NOFILE"
+log "ulimit -n $(ulimit -n)"
+
+go build -o "$work/bin/parley-bench" ./cmd/parley-bench
+bench="$work/bin/parley-bench"
+
+if ! command -v gnuplot >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing gnuplot-nox for the charts"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1; } || true
+  fi
+fi
+
+# Accounts: scenarios share users 0.. (each closes its sessions before the next starts); the offline
+# scenario gets its own range above them so that no recipient can still be online from an earlier one.
+base_users=$SESSIONS
+for n in "$CHAT_USERS" "$MUC_OCCUPANTS"; do [ "$n" -gt "$base_users" ] && base_users=$n; done
+offline_first=$base_users
+accounts=$((base_users + OFFLINE_SENDERS + OFFLINE_USERS))
+
+port_of() { case $1 in prosody) echo 15222 ;; ejabberd) echo 25222 ;; parley) echo 35222 ;; esac; }
+
+wait_port() {
+  local port=$1 pid=$2
+  for _ in $(seq 1 120); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.5
+  done
+  return 1
+}
+
+# start_server prints the pid to measure; it returns non-zero when the server cannot run (Parley not
+# ready yet), and the server is then skipped.
+start_server() {
+  local server=$1 dir=$2
+  case $server in
+    prosody|ejabberd)
+      started+=("$server $dir")
+      bench/peers/peer.sh start "$server" "$dir" "$(port_of "$server")"
+      ;;
+    parley)
+      # Parley hook: used as soon as `go build ./cmd/parley` succeeds. The flags follow cmd/parley as of
+      # this writing (`parley serve -config FILE`, `-set key=value`, `-ready-file`); a key that does not
+      # exist makes parley exit, and the server is skipped rather than run with a default port.
+      # TODO(parley): when the muc and offline modules land, enable them here (muc on conference.localhost,
+      # offline storage on) so that the muc and offline scenarios compare like with like; and drop
+      # register.open once accounts are created with `parley user add JID -password P` instead.
+      if ! go build -o "$work/bin/parley" ./cmd/parley 2>"$work/parley-build.log"; then
+        log "parley does not build yet (see below); skipped"; tail -5 "$work/parley-build.log" >&2
+        return 1
+      fi
+      mkdir -p "$dir"
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:localhost,DNS:conference.localhost" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+      cat > "$dir/parley.yaml" <<YAML
+domain: localhost
+data_dir: $dir/data
+log:
+  level: warn
+listen:
+  c2s: 127.0.0.1:$(port_of parley)
+  c2s_tls: "off"
+  metrics: "off"
+tls:
+  cert_file: $dir/cert.pem
+  key_file: $dir/key.pem
+auth:
+  scram_iterations: 4096
+# As for the peers: no per-IP limits or byte-rate shaping, 256 KiB stanzas, open in-band registration.
+c2s:
+  max_stanza: 262144
+  max_conns_per_ip: -1
+  rate_bytes: -1
+register:
+  open: true
+  per_ip: -1
+YAML
+      # No PARLEY_* variable of the caller's may change the run.
+      env -u PARLEY_CONFIG $(env | awk -F= '/^PARLEY_/ {print "-u " $1}') \
+        "$work/bin/parley" serve -config "$dir/parley.yaml" -ready-file "$dir/ready.json" >"$dir/console.log" 2>&1 &
+      local pid=$!
+      echo "$pid" > "$dir/server.pid"
+      started+=("parley $dir")
+      if ! wait_port "$(port_of parley)" "$pid"; then
+        log "parley did not start; console:"; tail -20 "$dir/console.log" >&2
+        return 1
+      fi
+      echo "$pid"
+      ;;
+  esac
+}
+
+stop_server() {
+  local server=$1 dir=$2
+  case $server in
+    prosody|ejabberd) bench/peers/peer.sh stop "$server" "$dir" ;;
+    parley)
+      local pid; pid=$(cat "$dir/server.pid" 2>/dev/null || true)
+      if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" || true
+      fi
+      ;;
+  esac
+}
+
+tls_flag=""
+[ "$TLS" = 1 ] && tls_flag="-tls"
+ran=()
+for server in $SERVERS; do
+  dir="$work/$server"
+  log "== $server"
+  # Not in $(...): start_server records what it started for the trap, which a subshell would lose.
+  if ! start_server "$server" "$dir" >"$work/$server.pid"; then
+    log "$server skipped"
+    continue
+  fi
+  pid=$(tail -1 "$work/$server.pid")
+  ran+=("$server")
+  port=$(port_of "$server")
+  common=(-server "127.0.0.1:$port" -domain localhost $tls_flag -mech "$MECH" -label "$server" -server-pid "$pid")
+  log "$server: registering $accounts accounts (XEP-0077)"
+  "$bench" register "${common[@]}" -users "$accounts" -register-workers 8 >&2 || log "$server: registration had failures"
+  run_scenario() {
+    local name=$1; shift
+    log "$server: $name"
+    "$bench" "$name" "${common[@]}" -json "$work/results/$server-$name.json" "$@" >"$work/results/$server-$name.txt" 2>&1 ||
+      log "$server: $name reported losses or failures (see the table)"
+    cat "$work/results/$server-$name.txt" >&2
+    sleep 2
+  }
+  run_scenario connect -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${DURATION}s" -settle 2s
+  run_scenario chat -users "$CHAT_USERS" -rate "$RATE" -duration "${DURATION}s"
+  run_scenario muc -occupants "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rate "$MUC_RATE" -duration "${DURATION}s"
+  run_scenario offline -first-user "$offline_first" -messages "$OFFLINE_MESSAGES" -users "$OFFLINE_USERS" \
+    -senders "$OFFLINE_SENDERS" -rate "$OFFLINE_RATE" -drain 30s -settle 2s
+  stop_server "$server" "$dir"
+done
+
+if [ ${#ran[@]} -eq 0 ]; then log "no server ran"; exit 1; fi
+shopt -s nullglob
+results=("$work"/results/*.json)
+title="Development machine: $(nproc) cores shared with other work, $(uname -sr); servers: ${ran[*]}; \
+SESSIONS=$SESSIONS CONNECT_RATE=$CONNECT_RATE RATE=$RATE DURATION=$DURATION TLS=$TLS MECH=$MECH ulimit -n $(ulimit -n)."
+"$bench" report -out "$OUT_DIR" -title "$title" "${results[@]}"
+if command -v gnuplot >/dev/null; then
+  gnuplot -e "dir='$OUT_DIR'" bench/charts.gp && log "charts: $OUT_DIR/latency.png $OUT_DIR/rss-per-session.png"
+else
+  log "gnuplot not available: no charts (apt-get install gnuplot-nox)"
+fi
+rm -f "$OUT_DIR"/latency-*.dat "$OUT_DIR"/rss.dat
+log "done: $OUT_DIR/compare.md"
