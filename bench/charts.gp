@@ -28,7 +28,7 @@ do for [i=1:4] {
   } else {
     unset key
     set label 1 "no data" at graph 0.5, graph 0.5 center
-    plot 1/0 notitle
+    plot [0:1] 1 lc rgb "white" notitle
     unset label 1
     set key top left
   }
@@ -51,5 +51,5 @@ if (system("test -s ".f." && echo y") eq "y") {
        '' using 0:2:(sprintf("%.1f", $2)) with labels offset 0,0.8 notitle
 } else {
   set label 1 "no data" at graph 0.5, graph 0.5 center
-  plot 1/0 notitle
+  plot [0:1] 1 lc rgb "white" notitle
 }

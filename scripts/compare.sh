@@ -167,6 +167,7 @@ stop_server() {
   esac
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 tls_flag=""
 [ "$TLS" = 1 ] && tls_flag="-tls"
 ran=()
@@ -204,7 +205,10 @@ if [ ${#ran[@]} -eq 0 ]; then log "no server ran"; exit 1; fi
 shopt -s nullglob
 results=("$work"/results/*.json)
 title="Development machine: $(nproc) cores shared with other work, $(uname -sr); servers: ${ran[*]}; \
-SESSIONS=$SESSIONS CONNECT_RATE=$CONNECT_RATE RATE=$RATE DURATION=$DURATION TLS=$TLS MECH=$MECH ulimit -n $(ulimit -n)."
+SESSIONS=$SESSIONS CONNECT_RATE=$CONNECT_RATE RATE=$RATE DURATION=$DURATION CHAT_USERS=$CHAT_USERS \
+MUC_OCCUPANTS=$MUC_OCCUPANTS MUC_SENDERS=$MUC_SENDERS MUC_RATE=$MUC_RATE OFFLINE_MESSAGES=$OFFLINE_MESSAGES \
+OFFLINE_USERS=$OFFLINE_USERS TLS=$TLS MECH=$MECH, ulimit -n $(ulimit -n); load average at start $load_start, \
+at end $(cut -d' ' -f1-3 /proc/loadavg)."
 "$bench" report -out "$OUT_DIR" -title "$title" "${results[@]}"
 if command -v gnuplot >/dev/null; then
   gnuplot -e "dir='$OUT_DIR'" bench/charts.gp && log "charts: $OUT_DIR/latency.png $OUT_DIR/rss-per-session.png"

@@ -137,6 +137,7 @@ type Store interface {
 	Users
 	Roster
 	KV
+	Rooms
 	// Archive opens the archive with the given name (created on first use).
 	Archive(name string) Archive
 	// Ping checks that the backend answers.

@@ -103,7 +103,10 @@ func runMUC(o *options, c *client, srv serverProc, r *result, log *slog.Logger) 
 	online := lr.online()
 	if len(online) > 0 {
 		if err := join(online[0]); err != nil {
+			// No room, no point in k more timeouts.
 			joinErrs.add(err)
+			online = online[:1]
+			r.note("the first occupant could not create the room; the others did not try")
 		} else {
 			occupants = append(occupants, online[0])
 			select {

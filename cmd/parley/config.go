@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"mellium.im/xmpp/jid"
 
+	"parley.im/parley/muc"
 	"parley.im/parley/offline"
 	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/c2s"
@@ -70,6 +71,7 @@ type Config struct {
 	Version  version.Config  `yaml:"version"`
 	Offline  offline.Config  `yaml:"offline"`
 	Archive  archive.Config  `yaml:"archive"`
+	MUC      muc.Config      `yaml:"muc"`
 }
 
 func defaultConfig() Config {
@@ -228,7 +230,7 @@ func (c Config) Validate() error {
 	if c.Listen.C2S == "" {
 		errs = append(errs, errors.New("listen.c2s: required"))
 	}
-	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive} {
+	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"parley.im/parley/muc"
 	"parley.im/parley/offline"
 	"parley.im/parley/storage"
 	"parley.im/parley/storage/pg"
@@ -85,6 +86,8 @@ func modules(cfg Config, store storage.Store, reg *module.Registry) []module.Mod
 		register.New(cfg.Register, store, derive),
 		// offline takes what the router could not deliver; it hooks the Undeliverable stage and Available event.
 		offline.New(cfg.Offline, offlineArchive),
+		// muc: the conference service on its own domain (Host.Service lists it in the server's disco#items).
+		muc.New(cfg.MUC, store, store.Archive("muc")),
 		// disco last: it advertises every feature registered before it and hashes them for XEP-0115 caps.
 		disco.New(reg),
 	}

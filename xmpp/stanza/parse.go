@@ -16,7 +16,8 @@ var parseHeader = []byte("<stream:stream xmlns='jabber:client' xmlns:stream='htt
 func Parse(raw []byte) (*Stanza, error) {
 	buf := make([]byte, 0, len(parseHeader)+len(raw))
 	buf = append(append(buf, parseHeader...), raw...)
-	r := stream.NewReader(bytes.NewReader(buf), stream.Limits{MaxElement: len(raw) + 1})
+	// The header counts against the limit too.
+	r := stream.NewReader(bytes.NewReader(buf), stream.Limits{MaxElement: len(buf) + 64})
 	if _, err := r.Header(); err != nil {
 		return nil, fmt.Errorf("stanza: %w", err)
 	}
