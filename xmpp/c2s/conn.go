@@ -35,6 +35,7 @@ const (
 	nsSASLCB   = "urn:xmpp:sasl-cb:0"
 	nsPing     = "urn:xmpp:ping"
 	nsSM       = "urn:xmpp:sm:3"
+	nsCSI      = "urn:xmpp:csi:0"
 
 	// maxAuthAttempts is how many failed SASL exchanges one connection may make before it is closed.
 	maxAuthAttempts = 3
@@ -52,6 +53,9 @@ type conn struct {
 
 	rd       *stream.Reader
 	tlsConn  *tls.Conn
+	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
+	// trusted TLS-terminating proxy): no STARTTLS, no channel binding.
+	external bool
 	cb       *auth.ChannelBindings
 	user     string // authenticated localpart
 	jid      jid.JID
@@ -76,6 +80,9 @@ type conn struct {
 	lastToRaw []byte
 	lastTo    jid.JID
 }
+
+// secure reports whether the stream is encrypted.
+func (c *conn) secure() bool { return c.tlsConn != nil || c.external }
 
 // streamError is returned by negotiation steps to end the stream with a condition.
 type streamError struct{ cond, text string }
@@ -284,9 +291,9 @@ func equalDomain(to string, domain jid.JID) bool {
 // negotiate runs TLS, SASL and resource binding. It returns nil once a resource is bound.
 func (c *conn) negotiate() error {
 	for {
-		tlsActive := c.tlsConn != nil
+		tlsActive := c.secure()
 		switch {
-		case !tlsActive && c.srv.tls != nil && !c.srv.cfg.AllowPlaintext:
+		case !tlsActive && c.srv.tls != nil && !c.srv.cfg.AllowPlaintext && !c.external:
 			if err := c.openStream([]byte("<starttls xmlns='" + nsTLS + "'><required/></starttls>")); err != nil {
 				return err
 			}
@@ -303,7 +310,7 @@ func (c *conn) negotiate() error {
 			}
 		default:
 			var feat []byte
-			feat = append(feat, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session><sm xmlns='"+nsSM+"'/>"...)
+			feat = append(feat, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session><sm xmlns='"+nsSM+"'/><csi xmlns='"+nsCSI+"'/>"...)
 			feat = append(feat, c.srv.features...)
 			if err := c.openStream(feat); err != nil {
 				return err
@@ -315,8 +322,8 @@ func (c *conn) negotiate() error {
 
 func (c *conn) saslFeatures() []byte {
 	var b []byte
-	tlsActive := c.tlsConn != nil
-	if !tlsActive && c.srv.tls != nil {
+	tlsActive := c.secure()
+	if !tlsActive && c.srv.tls != nil && !c.external {
 		b = append(b, "<starttls xmlns='"+nsTLS+"'/>"...)
 	}
 	b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)
@@ -435,7 +442,7 @@ func (c *conn) negotiateSASL() error {
 					continue
 				}
 			}
-			ex, err = c.srv.auth.Start(c.ctx, a.Mechanism, c.cb, c.tlsConn != nil, initial)
+			ex, err = c.srv.auth.Start(c.ctx, a.Mechanism, c.cb, c.secure(), initial)
 			if err != nil {
 				fail(auth.Condition(err))
 				ex = nil
@@ -516,7 +523,7 @@ func (c *conn) saslStep(ex *auth.Exchange, in []byte) (bool, error) {
 	c.send([]byte(succ))
 	c.user = user
 	c.srv.Stats.AuthSuccesses.Add(1)
-	c.log.Info("authenticated", "user", user, "ip", c.ip, "tls", c.tlsConn != nil)
+	c.log.Info("authenticated", "user", user, "ip", c.ip, "tls", c.secure())
 	c.rd.Restart()
 	return true, nil
 }
@@ -692,6 +699,10 @@ func (c *conn) loop() error {
 			if err := c.handleSM(el); err != nil {
 				return err
 			}
+			continue
+		}
+		if el.NS == nsCSI && (el.Local == "active" || el.Local == "inactive") {
+			c.sess.setActive(el.Local == "active")
 			continue
 		}
 		kind := stanza.KindOf(el.Local)

@@ -155,6 +155,22 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 	}
 }
 
+// ServeConn serves one client connection that arrived another way than Serve's listeners: a WebSocket
+// (RFC 7395) adapted to a byte stream. secure says the transport is already encrypted (wss, or a trusted
+// TLS-terminating proxy): the stream then offers no STARTTLS and allows PLAIN. It returns when the connection
+// ends. Per-IP connection limits apply as on the TCP listeners.
+func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
+	if !s.conns.acquire(ip) {
+		s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
+		refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+		return
+	}
+	s.Stats.Accepted.Add(1)
+	c := s.newConn(nc, ip, false)
+	c.external = secure
+	c.serve()
+}
+
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
 	id := "c" + strconv.FormatUint(s.nextID.Add(1), 10)
 	c := &conn{srv: s, nc: nc, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}

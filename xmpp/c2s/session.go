@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -182,6 +183,8 @@ type session struct {
 	priority   int
 	interested bool
 	sm         smState
+	inactive   bool             // XEP-0352: the client said it is not being looked at
+	held       []*stanza.Stanza // what waits for the client to become active
 	hIn        *atomic.Uint32 // XEP-0198 inbound count, advanced by the reading connection
 	pending    *pending       // durable writes under way for handled stanzas
 
@@ -205,13 +208,34 @@ func (s *session) ID() string   { return s.id }
 func (s *session) JID() jid.JID { return s.jid }
 
 // Send queues a stanza. With stream management it is kept until the client acknowledges it; while the session
-// hibernates it is only kept, to be replayed on resumption.
+// hibernates it is only kept, to be replayed on resumption. While the client is inactive (XEP-0352), what can
+// wait is held back.
 func (s *session) Send(st *stanza.Stanza) error {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return errClosed
 	}
+	if s.inactive {
+		if s.hold(st) {
+			s.mu.Unlock()
+			return nil
+		}
+		// Something urgent: what was held goes first, so the client sees everything in order.
+		held := s.held
+		s.held = nil
+		for _, h := range held {
+			if err := s.sendLocked(h); err != nil {
+				return err
+			}
+			s.mu.Lock()
+		}
+	}
+	return s.sendLocked(st)
+}
+
+// sendLocked queues st; it is called with s.mu held and releases it.
+func (s *session) sendLocked(st *stanza.Stanza) error {
 	if s.sm.enabled {
 		if s.sm.unackedSz+len(st.Raw) > s.srv.cfg.MaxQueue {
 			c := s.conn
@@ -282,6 +306,59 @@ func (s *session) Interested() bool {
 func (s *session) SetInterested() {
 	s.mu.Lock()
 	s.interested = true
+	s.mu.Unlock()
+}
+
+// maxHeld bounds what an inactive session holds back; past it everything is flushed.
+const maxHeld = 256
+
+// hold keeps st back while the client is inactive, if it can wait: presence updates (only the latest per
+// sender is kept) and messages without a body (chat states). It reports whether st was held. Called with s.mu.
+func (s *session) hold(st *stanza.Stanza) bool {
+	if len(s.held) >= maxHeld {
+		return false
+	}
+	switch st.Kind {
+	case stanza.Presence:
+		if st.Type != "" && st.Type != "unavailable" {
+			return false // subscription requests and errors go now
+		}
+		for i, h := range s.held {
+			if h.Kind == stanza.Presence && h.From.Equal(st.From) {
+				s.held = append(s.held[:i], s.held[i+1:]...)
+				break
+			}
+		}
+	case stanza.Message:
+		p := st.Payload()
+		if st.Type == "groupchat" || bytes.Contains(p, []byte("<body")) || bytes.Contains(p, []byte("<encrypted")) ||
+			!bytes.Contains(p, []byte("http://jabber.org/protocol/chatstates")) {
+			return false
+		}
+	default:
+		return false
+	}
+	s.held = append(s.held, st)
+	return true
+}
+
+// setActive records a XEP-0352 state change; becoming active flushes what was held.
+func (s *session) setActive(active bool) {
+	s.mu.Lock()
+	s.inactive = !active
+	held := s.held
+	s.held = nil
+	if !active || len(held) == 0 {
+		s.held = held
+		s.mu.Unlock()
+		return
+	}
+	for _, h := range held {
+		if s.sendLocked(h) != nil {
+			return
+		}
+		s.mu.Lock()
+	}
 	s.mu.Unlock()
 }
 
