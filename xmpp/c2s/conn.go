@@ -51,8 +51,8 @@ type conn struct {
 	log       *slog.Logger
 	ctx       context.Context
 
-	rd       *stream.Reader
-	tlsConn  *tls.Conn
+	rd      *stream.Reader
+	tlsConn *tls.Conn
 	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
 	// trusted TLS-terminating proxy): no STARTTLS, no channel binding.
 	external bool

@@ -185,8 +185,8 @@ type session struct {
 	sm         smState
 	inactive   bool             // XEP-0352: the client said it is not being looked at
 	held       []*stanza.Stanza // what waits for the client to become active
-	hIn        *atomic.Uint32 // XEP-0198 inbound count, advanced by the reading connection
-	pending    *pending       // durable writes under way for handled stanzas
+	hIn        *atomic.Uint32   // XEP-0198 inbound count, advanced by the reading connection
+	pending    *pending         // durable writes under way for handled stanzas
 
 	available atomic.Bool
 }
