@@ -67,6 +67,19 @@ func TestMAMPagesThrough500Messages(t *testing.T) {
 		}
 		seen = append(seen, m[1])
 	}
+	// Archive appends are committed in the background (the sender's acks wait for them, live delivery does not):
+	// wait until the archive holds all 500, as a client that connects later would find it.
+	for try := 0; ; try++ {
+		bob.Send(fmt.Sprintf(`<iq type='set' id='cnt%d'><query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>0</max></set></query></iq>`, try))
+		got := bob.Expect(10*time.Second, fmt.Sprintf(`id="cnt%d"`, try))
+		if strings.Contains(got, fmt.Sprintf("<count>%d</count>", n)) || strings.Contains(got, fmt.Sprintf(`>%d</count>`, n)) {
+			break
+		}
+		if try > 50 {
+			t.Fatalf("archive never reached %d messages: %s", n, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// Page backwards from the end, 100 at a time, as a client catching up does.
 	var ids []string
 	before := ""
@@ -117,6 +130,7 @@ func TestOriginIDRetryIsDeliveredOnce(t *testing.T) {
 	alice := Dial(t, srv, "alice", "alice-secret", "")
 	bob := Dial(t, srv, "bob", "bob-secret", "")
 	bob.Send(`<presence/>`)
+	bob.Expect(5*time.Second, "<presence") // available before alice writes, or the message goes offline
 	msg := `<message to='bob@localhost' type='chat' id='x'><body>only once</body><origin-id xmlns='urn:xmpp:sid:0' id='5f1b6c1e-retry-test'/></message>`
 	alice.Send(msg)
 	alice.Send(msg)

@@ -263,12 +263,19 @@ func firstLine(out, prefix string) string {
 	return ""
 }
 
+// requireGoSendxmpp skips or fails the test (see requirePeer) when go-sendxmpp is not installed.
+func requireGoSendxmpp(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("go-sendxmpp")
+	requirePeer(t, "go-sendxmpp", err)
+	return bin
+}
+
 // goSendxmpp returns the go-sendxmpp command with a throw-away HOME (so no user configuration is read), the
 // server's address and certificate verification off (the certificate is self-signed).
 func goSendxmpp(t *testing.T, srv *Server, directTLS bool, args ...string) *exec.Cmd {
 	t.Helper()
-	bin, err := exec.LookPath("go-sendxmpp")
-	requirePeer(t, "go-sendxmpp", err)
+	bin := requireGoSendxmpp(t)
 	addr := srv.Addrs["c2s"]
 	base := []string{"--timeout", "10", "-n", "-j", addr}
 	if directTLS {
@@ -288,6 +295,7 @@ func TestGoSendxmppSends(t *testing.T) {
 		direct bool
 	}{{"starttls", false}, {"direct-tls", true}} {
 		t.Run(mode.name, func(t *testing.T) {
+			requireGoSendxmpp(t)
 			srv := Start(t, "")
 			srv.AddUser("carol", "carol-secret")
 			srv.AddUser("bob", "bob-secret")
@@ -313,6 +321,7 @@ func TestGoSendxmppListens(t *testing.T) {
 		direct bool
 	}{{"direct-tls", true}, {"starttls", false}} {
 		t.Run(mode.name, func(t *testing.T) {
+			requireGoSendxmpp(t)
 			srv := Start(t, "")
 			srv.AddUser("carol", "carol-secret")
 			srv.AddUser("bob", "bob-secret")

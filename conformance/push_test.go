@@ -40,6 +40,20 @@ func (a *appServer) expectPublish(d time.Duration) string {
 	return raw
 }
 
+// rejectPublish waits for an IQ set and answers it with an item-not-found error, as a push service does for a
+// node that no longer exists.
+func (a *appServer) rejectPublish(d time.Duration) string {
+	a.t.Helper()
+	raw := a.await(`(?s)<iq [^>]*type='set'[^>]*>.*?</iq>`, d)[0]
+	attrs := map[string]string{}
+	for _, m := range attrRe.FindAllStringSubmatch(raw[:strings.IndexByte(raw, '>')], -1) {
+		attrs[m[1]] = m[2]
+	}
+	a.send(`<iq type='error' id='` + attrs["id"] + `' to='` + attrs["from"] + `'><error type='cancel'>` +
+		`<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`)
+	return raw
+}
+
 // expectNoPublish fails if a publish arrives within d.
 func (a *appServer) expectNoPublish(d time.Duration) {
 	a.t.Helper()
@@ -208,4 +222,29 @@ func TestPushNotificationForHibernatingSession(t *testing.T) {
 	if strings.Contains(got, "wake up") {
 		t.Errorf("the body reached the app server by default:\n%s", got)
 	}
+}
+
+// The app server answers a notification with an error: the registration is disabled (XEP-0357 section 7.1) and
+// the next message is not announced. Throttling is off, so that a notification would come at once.
+func TestPushRegistrationDisabledByAppServerError(t *testing.T) {
+	// Needs the router to hand IQ answers addressed to a local bare JID to modules (Host.OnIQResponse calling
+	// push.Module.HandleResponse, see xmpp/push/README.md); remove this line once it does.
+	t.Skip("the router does not yet offer IQ answers addressed to a bare JID to modules")
+	srv := Start(t, "push:\n  min_interval: -1s\n")
+	srv.AddUser("alice", "alice-secret")
+	srv.AddUser("bob", "bob-secret")
+	srv.AddUser("pushsvc", "pushsvc-secret")
+	app := dialAppServer(t, srv)
+	bob := Dial(t, srv, "bob", "bob-secret", "phone")
+	bob.Send(enableBobPhone)
+	bob.Expect(5*time.Second, `id="e1"`, `type="result"`)
+	bob.S.Close()
+	time.Sleep(300 * time.Millisecond)
+
+	alice := Dial(t, srv, "alice", "alice-secret", "laptop")
+	alice.Send(`<message to='bob@localhost' type='chat'><body>one</body></message>`)
+	app.rejectPublish(5 * time.Second)
+	time.Sleep(200 * time.Millisecond) // the server takes the error
+	alice.Send(`<message to='bob@localhost' type='chat'><body>two</body></message>`)
+	app.expectNoPublish(1500 * time.Millisecond)
 }

@@ -168,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		failed, err := registerAll(c, o.first, n, o.registerWorkers)
 		log.Info("registered", "accounts", n, "failed", failed, "took", time.Since(t0).Round(time.Millisecond))
 		if err != nil {
-			fmt.Fprintf(stderr, "parley-bench: registration: %d of %d failed, first: %v\n", failed, n, err)
+			fmt.Fprintf(stderr, "parley-bench: registration: %d of %d failed (stops after %d), first: %v\n", failed, n, maxRegisterFailures, err)
 			return 1
 		}
 		if scenario == "register" {

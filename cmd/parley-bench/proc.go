@@ -43,12 +43,17 @@ func findServer(pid int, name string) (serverProc, error) {
 	if name == "" {
 		return serverProc{}, nil
 	}
-	self := os.Getpid()
+	// This process and its ancestors (the shell that started it) may well mention the name on their
+	// command lines; they are never the server.
+	skip := map[int]bool{}
+	for p := os.Getpid(); p > 1 && !skip[p]; p = parentOf(p) {
+		skip[p] = true
+	}
 	var byComm, byCmd []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		p, err := strconv.Atoi(filepath.Base(d))
-		if err != nil || p == self {
+		if err != nil || skip[p] {
 			continue
 		}
 		comm, _ := os.ReadFile(d + "/comm")
@@ -73,6 +78,20 @@ func findServer(pid int, name string) (serverProc, error) {
 	default:
 		return serverProc{}, fmt.Errorf("-server-proc-name %q matches %d processes %v: use -server-pid", name, len(found), found)
 	}
+}
+
+// parentOf returns the parent pid of pid, or 0.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := statFields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // sample reads VmRSS and CPU time for the process tree rooted at p.pid.

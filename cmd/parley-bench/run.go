@@ -80,7 +80,9 @@ func closeAll(ss []*session) {
 	}
 }
 
-// registerAll creates accounts first..first+n-1 with workers parallel XEP-0077 registrations.
+// registerAll creates accounts first..first+n-1 with workers parallel XEP-0077 registrations. It gives up
+// after maxRegisterFailures failures, so that a server that refuses registration cannot keep an unattended
+// run busy for hours of timeouts.
 func registerAll(c *client, first, n, workers int) (failed int, firstErr error) {
 	var mu sync.Mutex
 	var next atomic.Int64
@@ -100,6 +102,9 @@ func registerAll(c *client, first, n, workers int) (failed int, firstErr error) 
 					if firstErr == nil {
 						firstErr = err
 					}
+					if failed >= maxRegisterFailures {
+						next.Store(int64(n))
+					}
 					mu.Unlock()
 				}
 			}
@@ -108,6 +113,8 @@ func registerAll(c *client, first, n, workers int) (failed int, firstErr error) 
 	wg.Wait()
 	return failed, firstErr
 }
+
+const maxRegisterFailures = 50
 
 // pace calls send for messages 0 .. total-1, message seq due at start + seq/rate, from
 // workers goroutines that share the rate. It is open loop: each message carries the time it was due, not

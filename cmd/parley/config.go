@@ -18,6 +18,7 @@ import (
 	"parley.im/parley/offline"
 	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/c2s"
+	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
 	"parley.im/parley/xmpp/version"
@@ -72,6 +73,7 @@ type Config struct {
 	Offline  offline.Config  `yaml:"offline"`
 	Archive  archive.Config  `yaml:"archive"`
 	MUC      muc.Config      `yaml:"muc"`
+	Push     push.Config     `yaml:"push"`
 }
 
 func defaultConfig() Config {
@@ -230,7 +232,7 @@ func (c Config) Validate() error {
 	if c.Listen.C2S == "" {
 		errs = append(errs, errors.New("listen.c2s: required"))
 	}
-	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC} {
+	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC, c.Push} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

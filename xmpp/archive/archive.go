@@ -77,7 +77,8 @@ type Module struct {
 	router  module.Router
 	limits  mam.Limits
 
-	prefs prefsCache
+	prefs  prefsCache
+	recent recentOrigins
 
 	Archived   atomic.Uint64
 	Duplicates atomic.Uint64
@@ -196,6 +197,11 @@ func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdi
 	owner := d.Owner.String()
 	with := s.To.Bare().String()
 	oid := originID(s)
+	if oid != "" && !m.recent.add(owner, with, oid) {
+		// The same message is still on its way to the archive (appends are queued, see module.Append).
+		m.Duplicates.Add(1)
+		return module.Handled, nil
+	}
 	if oid != "" && m.router.IsLocal(s.To) && s.To.Localpart() != "" {
 		// A retry of a message the recipient's archive already holds: the first attempt was delivered (or
 		// stored), only our ack was lost. The recipient's copy is the one that counts, because it is written
@@ -419,6 +425,36 @@ func (c *prefsCache) forget(owner string) {
 	c.mu.Lock()
 	delete(c.m, owner)
 	c.mu.Unlock()
+}
+
+// recentOrigins remembers the origin ids of messages accepted in the last minutes. The archive lookup cannot see
+// a message whose append is still queued, so a quick retry would pass it; this catches that on one node.
+type recentOrigins struct {
+	mu    sync.Mutex
+	cur   map[string]struct{}
+	prev  map[string]struct{}
+	since time.Time
+}
+
+const recentWindow = 5 * time.Minute
+
+// add records sender/with/oid and reports false if it was already recorded within the window.
+func (r *recentOrigins) add(sender, with, oid string) bool {
+	k := sender + "\x00" + with + "\x00" + oid
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.since) > recentWindow {
+		// Two generations: an entry lives between one and two windows, memory stays bounded by traffic.
+		r.prev, r.cur, r.since = r.cur, make(map[string]struct{}), time.Now()
+	}
+	if _, ok := r.cur[k]; ok {
+		return false
+	}
+	if _, ok := r.prev[k]; ok {
+		return false
+	}
+	r.cur[k] = struct{}{}
+	return true
 }
 
 var idSeq atomic.Uint64

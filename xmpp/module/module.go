@@ -208,6 +208,11 @@ const (
 	Available
 )
 
+// IQResponseHook sees an IQ result or error addressed to a local account's bare JID, which no session takes
+// (RFC 6121 8.5.2.1.1): the answer to a request a module sent on the account's behalf. It reports whether it
+// took the stanza.
+type IQResponseHook func(ctx context.Context, s *stanza.Stanza) bool
+
 // SessionHook is called on a session event.
 type SessionHook func(ctx context.Context, s Session)
 
@@ -267,6 +272,10 @@ func (h *Host) HandlePresence(p PresenceHandler) error {
 func (h *Host) OnSession(ev SessionEvent, fn SessionHook) {
 	h.reg.addSessionHook(h.module, ev, fn)
 }
+
+// OnIQResponse adds a hook for IQ results and errors addressed to a local bare JID. Hooks run in module-list
+// order until one takes the stanza.
+func (h *Host) OnIQResponse(fn IQResponseHook) { h.reg.iqResponses = append(h.reg.iqResponses, fn) }
 
 // DiscoItem lists an item (a service such as the MUC or upload service) in disco#items of a target.
 func (h *Host) DiscoItem(target Target, jid, name string) {

@@ -13,17 +13,18 @@ import (
 // Registry holds every registration of every module. The server builds one, registers the module list into it
 // and hands it to the router, which looks handlers up; nothing is registered after startup.
 type Registry struct {
-	iq         map[iqKey]iqEntry
-	features   map[Target]map[string]string // feature -> registering module
-	identities map[Target][]Identity
-	items      map[Target][]Item
-	hooks      map[Stage][]namedHook
-	presence   PresenceHandler
-	presenceBy string
-	sessions   map[SessionEvent][]SessionHook
-	streamFeat []string
-	services   map[string]serviceEntry
-	names      map[string]bool
+	iq          map[iqKey]iqEntry
+	features    map[Target]map[string]string // feature -> registering module
+	identities  map[Target][]Identity
+	items       map[Target][]Item
+	hooks       map[Stage][]namedHook
+	presence    PresenceHandler
+	presenceBy  string
+	sessions    map[SessionEvent][]SessionHook
+	streamFeat  []string
+	iqResponses []IQResponseHook
+	services    map[string]serviceEntry
+	names       map[string]bool
 }
 
 type iqKey struct {
@@ -187,6 +188,9 @@ func (r *Registry) Service(domain string) ServiceHandler { return r.services[dom
 func (r *Registry) HasServices() bool { return len(r.services) > 0 }
 
 func (r *Registry) addStreamFeature(xml string) { r.streamFeat = append(r.streamFeat, xml) }
+
+// IQResponseHooks returns the hooks for IQ answers addressed to a local bare JID, in module order.
+func (r *Registry) IQResponseHooks() []IQResponseHook { return r.iqResponses }
 
 // IQHandler returns the handler for an IQ, or nil.
 func (r *Registry) IQHandler(t Target, typ, ns, local string) IQHandler {

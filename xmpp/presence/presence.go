@@ -247,17 +247,22 @@ func (m *Module) closed(ctx context.Context, s module.Session) {
 		// session's, and contacts must not see it go offline.
 		return
 	}
+	un := stanza.New(stanza.Presence, "unavailable", "", s.JID(), jid.JID{}, nil)
 	if s.Available() {
 		items, _, err := m.roster.Roster(ctx, s.JID().Bare().String())
 		if err == nil {
-			un := stanza.New(stanza.Presence, "unavailable", "", s.JID(), jid.JID{}, nil)
 			m.goOffline(ctx, s, un, items)
 		}
 	}
 	m.mu.Lock()
+	dir := m.directed[s.JID().String()]
 	delete(m.directed, s.JID().String())
 	delete(m.caps, s.JID().String())
 	m.mu.Unlock()
+	// Whoever got directed presence hears that the session is gone, available or not (RFC 6121 4.6.3).
+	for _, to := range dir {
+		m.router.Route(ctx, un.WithTo(to))
+	}
 }
 
 // outboundSubscription handles subscribe, subscribed, unsubscribe and unsubscribed sent by a user

@@ -119,9 +119,7 @@ func (m *Module) Register(h *module.Host) error {
 	// A message the user sends, or an available session, shows the user is back: the count starts over.
 	h.OnMessage(module.Outbound, m.outbound)
 	h.OnSession(module.Available, func(_ context.Context, s module.Session) { m.seen(s.JID().Bare()) })
-	// The app server's answers to notifications are addressed to the user's bare JID, where the router drops IQ
-	// results and errors: they reach HandleResponse only once the router offers them to modules. Until then a
-	// failing registration stays enabled until the user disables it.
+	h.OnIQResponse(m.HandleResponse)
 	return nil
 }
 

@@ -52,6 +52,7 @@ type Credentials func(password string) ([]storage.ScramCredential, error)
 type Module struct {
 	cfg    Config
 	users  storage.Users
+	roster storage.Roster
 	derive Credentials
 	router module.Router
 
@@ -61,7 +62,7 @@ type Module struct {
 }
 
 // New returns the module.
-func New(cfg Config, users storage.Users, derive Credentials) *Module {
+func New(cfg Config, users storage.Users, roster storage.Roster, derive Credentials) *Module {
 	if cfg.PerIP == 0 {
 		cfg.PerIP = 3
 	}
@@ -71,7 +72,7 @@ func New(cfg Config, users storage.Users, derive Credentials) *Module {
 	if cfg.MinPasswordLength == 0 {
 		cfg.MinPasswordLength = 8
 	}
-	return &Module{cfg: cfg, users: users, derive: derive, perIP: make(map[string][]time.Time)}
+	return &Module{cfg: cfg, users: users, roster: roster, derive: derive, perIP: make(map[string][]time.Time)}
 }
 
 // Name implements module.Module.
@@ -89,10 +90,22 @@ func (m *Module) Register(h *module.Host) error {
 			return err
 		}
 	}
-	if err := h.HandleIQ(module.IQRoute{Target: module.Account, Type: "get", NS: NS, Local: "query", Feature: NS}, m.status); err != nil {
+	// Authenticated users change their password or remove their account with IQs to the server (XEP-0077
+	// section 3.2, 3.3) or, as some clients do, to their own account.
+	both := module.Server | module.Account
+	if err := h.HandleIQ(module.IQRoute{Target: both, Type: "get", NS: NS, Local: "query", Feature: NS}, m.status); err != nil {
 		return err
 	}
-	return h.HandleIQ(module.IQRoute{Target: module.Account, Type: "set", NS: NS, Local: "query"}, m.change)
+	return h.HandleIQ(module.IQRoute{Target: both, Type: "set", NS: NS, Local: "query"}, m.change)
+}
+
+// own reports whether an authenticated IQ is about the sender's own account: addressed to the server, to the
+// sender's bare JID, or to nobody.
+func (m *Module) own(iq *module.IQ) bool {
+	if iq.Session == nil {
+		return false
+	}
+	return iq.ToSelf() || iq.To.Equal(m.domain)
 }
 
 type queryXML struct {
@@ -169,7 +182,7 @@ func (m *Module) allow(ip string, now time.Time) bool {
 }
 
 func (m *Module) status(_ context.Context, iq *module.IQ) ([]byte, error) {
-	if !iq.ToSelf() {
+	if !m.own(iq) {
 		return nil, stanza.ErrForbidden
 	}
 	b := []byte("<query xmlns='" + NS + "'><registered/><username>")
@@ -179,7 +192,7 @@ func (m *Module) status(_ context.Context, iq *module.IQ) ([]byte, error) {
 
 // change handles password change and account removal by the account itself.
 func (m *Module) change(ctx context.Context, iq *module.IQ) ([]byte, error) {
-	if !iq.ToSelf() {
+	if !m.own(iq) {
 		return nil, stanza.ErrForbidden
 	}
 	var q queryXML
@@ -188,6 +201,7 @@ func (m *Module) change(ctx context.Context, iq *module.IQ) ([]byte, error) {
 	}
 	owner := iq.From.Bare()
 	if q.Remove != nil {
+		m.cancelSubscriptions(ctx, owner)
 		if err := m.users.DeleteUser(ctx, owner.String()); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return nil, fmt.Errorf("register: %w", err)
 		}
@@ -214,6 +228,34 @@ func (m *Module) change(ctx context.Context, iq *module.IQ) ([]byte, error) {
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	return nil, nil
+}
+
+// cancelSubscriptions ends every subscription of an account that is being removed, as if its user had sent
+// unsubscribe and unsubscribed to each contact: the contacts' rosters follow, and those who saw the account's
+// presence see it go unavailable.
+func (m *Module) cancelSubscriptions(ctx context.Context, owner jid.JID) {
+	items, _, err := m.roster.Roster(ctx, owner.String())
+	if err != nil {
+		return
+	}
+	sessions := m.router.Sessions(owner)
+	for _, it := range items {
+		contact, err := jid.Parse(it.JID)
+		if err != nil {
+			continue
+		}
+		if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
+			for _, s := range sessions {
+				if s.Available() {
+					m.router.Route(ctx, stanza.New(stanza.Presence, "unavailable", "", s.JID(), contact, nil))
+				}
+			}
+			m.router.Route(ctx, stanza.New(stanza.Presence, "unsubscribed", "", owner, contact, nil))
+		}
+		if it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth || it.AskOut {
+			m.router.Route(ctx, stanza.New(stanza.Presence, "unsubscribe", "", owner, contact, nil))
+		}
+	}
 }
 
 var _ module.Module = (*Module)(nil)

@@ -404,6 +404,13 @@ func (r *Router) routeIQ(ctx context.Context, sender module.Session, s *stanza.S
 		if r.IsLocal(to) && to.Localpart() == "" {
 			r.handleServerResult(s)
 		}
+		if r.IsLocal(to) && to.Localpart() != "" && to.Resourcepart() == "" {
+			for _, h := range r.reg.IQResponseHooks() {
+				if h(ctx, s) {
+					break
+				}
+			}
+		}
 		return
 	}
 	switch {
@@ -417,6 +424,10 @@ func (r *Router) routeIQ(ctx context.Context, sender module.Session, s *stanza.S
 	case to.Localpart() == "":
 		r.handleIQ(ctx, module.Server, sender, s)
 	case to.Resourcepart() == "":
+		if r.exists != nil && (sender == nil || !to.Equal(sender.JID().Bare())) && !r.exists(ctx, to) {
+			r.bounce(ctx, s, stanza.ErrServiceUnavailable)
+			return
+		}
 		r.handleIQ(ctx, module.Account, sender, s)
 	default:
 		if sess := r.Session(to); sess != nil {
