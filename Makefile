@@ -7,7 +7,7 @@ FUZZTIME ?= 5s
 TOOLS    ?= $(CURDIR)/.cache/tools
 export GOBIN := $(TOOLS)
 
-.PHONY: all build run test test-go fuzz bench lint services-start services-stop clean
+.PHONY: all build run test test-go fuzz bench bench-compare lint services-start services-stop clean
 
 all: build
 
@@ -51,3 +51,7 @@ services-stop:
 
 clean:
 	rm -rf $(BIN)
+
+# Side-by-side load test of Parley, ejabberd and Prosody (Debian packages): table and charts in docs/bench/.
+bench-compare:
+	scripts/compare.sh
