@@ -3,8 +3,9 @@ GO       ?= go
 BIN      ?= bin
 PKGS     := ./...
 FUZZTIME ?= 5s
-# Tools installed with `go install` land here, kept between CI runs.
-TOOLS    ?= $(CURDIR)/.cache/tools
+# Tools installed with `go install` (staticcheck, versitygw for the S3 tests) land here. It is outside the
+# checkout so that CI, which runs in a fresh clone, builds them once per machine rather than once per run.
+TOOLS    ?= $(HOME)/.cache/parley-tools
 export GOBIN := $(TOOLS)
 
 .PHONY: all build run test test-go fuzz bench bench-compare lint services-start services-stop clean
@@ -23,6 +24,7 @@ run:
 # clients, and a short run of every fuzz target. scripts/services.sh starts what is missing.
 test:
 	@eval "$$(scripts/services.sh start)" && \
+	  eval "$$(PARLEY_TOOLS=$(TOOLS) scripts/s3.sh start)" && \
 	  $(GO) vet $(PKGS) && \
 	  $(GO) test -count=1 -timeout 20m $(PKGS) && \
 	  $(MAKE) --no-print-directory fuzz
@@ -46,8 +48,10 @@ lint:
 
 services-start:
 	@scripts/services.sh start
+	@PARLEY_TOOLS=$(TOOLS) scripts/s3.sh start
 services-stop:
 	@scripts/services.sh stop
+	@PARLEY_TOOLS=$(TOOLS) scripts/s3.sh stop
 
 clean:
 	rm -rf $(BIN)

@@ -86,6 +86,8 @@ listen:
   c2s: 127.0.0.1:0
   c2s_tls: 127.0.0.1:0
   metrics: 127.0.0.1:0
+  https: 127.0.0.1:0
+  http: 127.0.0.1:0
 %s`, dir, extraYAML)
 	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func uploadServer(t *testing.T, backend, extra string) (*Server, string) {
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 	// The harness writes the listen: block; the environment adds the HTTP listener to it.
-	t.Setenv("PARLEY_LISTEN_HTTP", "127.0.0.1:"+port)
+	t.Setenv("PARLEY_LISTEN_HTTPS", "127.0.0.1:"+port)
 	public := "https://localhost:" + port
 	conf := "httpupload:\n  public_url: " + public + "\n  backend: " + backend + "\n"
 	if backend == "s3" {
@@ -50,7 +50,7 @@ func uploadServer(t *testing.T, backend, extra string) (*Server, string) {
 			endpoint, os.Getenv("PARLEY_TEST_S3_BUCKET"), os.Getenv("PARLEY_TEST_S3_ACCESS_KEY"), os.Getenv("PARLEY_TEST_S3_SECRET_KEY"), r)
 	}
 	srv := Start(t, conf+extra)
-	if srv.Addrs["http"] == "" {
+	if srv.Addrs["https"] == "" {
 		t.Fatalf("parley has no HTTP listener (listen.http); ready file: %v", srv.Addrs)
 	}
 	return srv, public

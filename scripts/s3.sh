@@ -29,8 +29,8 @@ log() { printf 's3: %s\n' "$*" >&2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 free_port() {
-	local p i
-	for i in $(seq 1 200); do
+	local p
+	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 40000))
 		if ! port_open "$p"; then
 			echo "$p"
@@ -53,7 +53,9 @@ lock() {
 # state: pid port dir count, one line.
 read_state() {
 	PID='' PORT='' DIR='' COUNT=0
-	[[ -f $STATE ]] && read -r PID PORT DIR COUNT <"$STATE" || true
+	if [[ -f $STATE ]]; then
+		read -r PID PORT DIR COUNT <"$STATE" || true
+	fi
 }
 write_state() { printf '%s %s %s %s\n' "$PID" "$PORT" "$DIR" "$COUNT" >"$STATE"; }
 

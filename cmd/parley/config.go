@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"mellium.im/xmpp/jid"
 
+	"parley.im/parley/httpupload"
 	"parley.im/parley/muc"
 	"parley.im/parley/offline"
 	"parley.im/parley/xmpp/archive"
@@ -45,6 +46,12 @@ type Config struct {
 		C2STLS string `yaml:"c2s_tls"`
 		// Metrics serves Prometheus text metrics at /metrics. Default "127.0.0.1:5290"; "off" disables it.
 		Metrics string `yaml:"metrics"`
+		// HTTPS is the HTTP listener with TLS (the server's certificate): uploads (XEP-0363) and XMPP over
+		// WebSocket. Default ":5443"; "off" disables it.
+		HTTPS string `yaml:"https"`
+		// HTTP is the plain HTTP listener, for a TLS-terminating proxy on the same host. Default
+		// "127.0.0.1:5280"; "off" disables it.
+		HTTP string `yaml:"http"`
 	} `yaml:"listen"`
 	TLS struct {
 		// CertFile and KeyFile are PEM files. Default: a self-signed certificate for the domain, generated in
@@ -74,6 +81,8 @@ type Config struct {
 	Archive  archive.Config  `yaml:"archive"`
 	MUC      muc.Config      `yaml:"muc"`
 	Push     push.Config     `yaml:"push"`
+	// HTTPUpload is the XEP-0363 service.
+	HTTPUpload httpupload.Config `yaml:"httpupload"`
 }
 
 func defaultConfig() Config {
@@ -82,6 +91,7 @@ func defaultConfig() Config {
 	c.DataDir = "./data"
 	c.Log.Level, c.Log.Format = "info", "text"
 	c.Listen.C2S, c.Listen.C2STLS, c.Listen.Metrics = ":5222", ":5223", "127.0.0.1:5290"
+	c.Listen.HTTPS, c.Listen.HTTP = ":5443", "127.0.0.1:5280"
 	c.Storage.Driver = "sqlite"
 	c.Auth.ScramIterations = 4096
 	return c
@@ -232,7 +242,7 @@ func (c Config) Validate() error {
 	if c.Listen.C2S == "" {
 		errs = append(errs, errors.New("listen.c2s: required"))
 	}
-	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC, c.Push} {
+	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC, c.Push, c.HTTPUpload} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

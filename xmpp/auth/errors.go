@@ -23,7 +23,25 @@ type Error struct {
 	Condition string
 	// User is the normalized username the client tried, if the exchange got that far.
 	User string
-	err  error
+	// Credential is set when the exchange got as far as checking the password or proof and it was wrong (or
+	// the account does not exist). Only these failures count towards throttling: a refused channel-binding
+	// type or a malformed message says nothing about the password.
+	Credential bool
+	err        error
+}
+
+// credentialFailed marks err (an *Error) as a failed credential check.
+func credentialFailed(err error) error {
+	if e, ok := err.(*Error); ok {
+		e.Credential = true
+	}
+	return err
+}
+
+// CredentialFailed reports whether err is a failed check of the password or proof.
+func CredentialFailed(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Credential
 }
 
 func newError(cond, user string, err error) *Error {

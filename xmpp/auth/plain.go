@@ -80,9 +80,9 @@ func (e *Exchange) stepPlain(ctx context.Context, msg []byte) ([]byte, bool, err
 	match := subtle.ConstantTimeCompare(got.StoredKey, cred.StoredKey) == 1
 	switch {
 	case !found || userErr != nil:
-		return nil, false, newError(CondNotAuthorized, user, errors.New("plain: unknown user or no credential"))
+		return nil, false, credentialFailed(newError(CondNotAuthorized, user, errors.New("plain: unknown user or no credential")))
 	case !match || pwErr != nil:
-		return nil, false, newError(CondNotAuthorized, user, errors.New("plain: wrong password"))
+		return nil, false, credentialFailed(newError(CondNotAuthorized, user, errors.New("plain: wrong password")))
 	}
 	return nil, true, nil
 }

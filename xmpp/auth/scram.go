@@ -249,9 +249,9 @@ func (e *Exchange) scramFinal(msg []byte) ([]byte, error) {
 	match := subtle.ConstantTimeCompare(hashSum(h, clientKey), st.cred.StoredKey) == 1
 	if !match || st.fake {
 		if st.fake {
-			return nil, fail(CondNotAuthorized, "no %s credential for this user", h.Mechanism())
+			return nil, credentialFailed(fail(CondNotAuthorized, "no %s credential for this user", h.Mechanism()))
 		}
-		return nil, fail(CondNotAuthorized, "wrong proof")
+		return nil, credentialFailed(fail(CondNotAuthorized, "wrong proof"))
 	}
 	serverSig := hmacSum(h, st.cred.ServerKey, st.authPrefix, withoutProof)
 	out := make([]byte, 0, 2+base64.StdEncoding.EncodedLen(len(serverSig)))

@@ -37,8 +37,11 @@ const (
 	nsSM       = "urn:xmpp:sm:3"
 	nsCSI      = "urn:xmpp:csi:0"
 
-	// maxAuthAttempts is how many failed SASL exchanges one connection may make before it is closed.
+	// maxAuthAttempts is how many wrong passwords one connection may try before it is closed.
 	maxAuthAttempts = 3
+	// maxRefusals is how many exchanges refused for other reasons (mechanism, channel binding, malformed
+	// messages) one connection may make: enough for a client to try every mechanism we offer.
+	maxRefusals = 10
 )
 
 // conn is one client connection. Only its read goroutine touches the negotiation fields.
@@ -66,6 +69,7 @@ type conn struct {
 	serverClosed atomic.Bool // the server ended the stream (stream error, conflict, shutdown): no hibernation
 	headerSent   bool
 	authAttempts int
+	refusals     int
 	out          outq
 	sess         *session
 	hIn          *atomic.Uint32 // the session's XEP-0198 inbound count, shared with whoever resumes it
@@ -528,10 +532,17 @@ func (c *conn) saslStep(ex *auth.Exchange, in []byte) (bool, error) {
 	return true, nil
 }
 
-// authFailed records a failed exchange and reports whether the connection has used up its attempts.
+// authFailed records a failed exchange and reports whether the connection has used up its attempts. Only
+// failed password or proof checks count: a client that walks down the mechanism list (slixmpp tries every
+// -PLUS mechanism with a channel binding we do not offer before falling back) is not guessing passwords.
 func (c *conn) authFailed(err error) bool {
 	now := time.Now()
 	c.srv.Stats.AuthFailures.Add(1)
+	if !auth.CredentialFailed(err) {
+		c.log.Info("authentication refused", "ip", c.ip, "err", err)
+		c.refusals++
+		return c.refusals >= maxRefusals
+	}
 	c.srv.ipFails.fail(c.ip, now)
 	var ue interface{ AttemptedUser() string }
 	if errors.As(err, &ue) && ue.AttemptedUser() != "" {
