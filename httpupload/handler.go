@@ -17,7 +17,6 @@ type handler struct {
 	sign  *signer
 	disk  *disk // nil with the s3 backend
 	m     *Module
-	now   func() time.Time
 	redir func(ctx context.Context, key, contentType string) (string, error)
 }
 

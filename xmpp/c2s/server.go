@@ -43,7 +43,6 @@ type Server struct {
 	Stats      Stats
 	mu         sync.Mutex
 	live       map[*conn]struct{}
-	closing    bool
 	registerOn bool
 
 	resumeMu sync.Mutex

@@ -196,7 +196,6 @@ type smState struct {
 	enabled   bool
 	resumable bool
 	id        string
-	hIn       uint32 // stanzas handled from the client
 	hOut      uint32 // stanzas sent to the client
 	unacked   []*stanza.Stanza
 	unackedSz int
