@@ -171,12 +171,25 @@ func (m *Module) store(ctx context.Context, d *module.Delivery) (module.Verdict,
 		return module.Continue, &stanza.Error{Condition: "resource-constraint", Type: "wait",
 			Text: "the recipient's offline storage is full"}
 	}
+	with := s.From.Bare().String()
+	oid := stanza.OriginID(s)
+	if oid != "" {
+		// A retry whose first attempt is already stored (its archive copy may not have been committed before a
+		// crash, so the archive's check let it through): stored once.
+		dup, err := m.archive.HasOrigin(ctx, owner, with, oid)
+		if err != nil {
+			return module.Continue, fmt.Errorf("offline: %w", err)
+		}
+		if dup {
+			return module.Handled, nil
+		}
+	}
 	now := time.Now().UTC()
 	stored := s
 	if !bytes.Contains(s.Payload(), []byte("urn:xmpp:delay")) {
 		stored = s.AppendChild(delayElement(m.domain, now))
 	}
-	item := storage.ArchiveItem{ID: newID(), With: s.From.Bare().String(), Time: now, Data: stored.Raw}
+	item := storage.ArchiveItem{ID: newID(), With: with, Time: now, OriginID: oid, Data: stored.Raw}
 	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("offline: %w", err)
 	}

@@ -170,25 +170,6 @@ func archivable(s *stanza.Stanza) bool {
 	return false
 }
 
-// originID returns the sender's XEP-0359 origin-id, or the stanza id when it is long enough to be unique
-// (short ids such as "1" are reused by clients after a restart and would wrongly drop messages).
-func originID(s *stanza.Stanza) string {
-	var id string
-	if bytes.Contains(s.Payload(), []byte(NSSid)) {
-		stanza.Children(s.Payload(), func(local, ns string, raw []byte) bool {
-			if local == "origin-id" && ns == NSSid {
-				id = stanza.ChildAttr(raw, "id")
-				return false
-			}
-			return true
-		})
-	}
-	if id == "" && len(s.ID) >= 16 {
-		id = s.ID
-	}
-	return id
-}
-
 func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdict, error) {
 	s := d.Stanza
 	if !archivable(s) || s.To.Equal(jid.JID{}) {
@@ -196,7 +177,7 @@ func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdi
 	}
 	owner := d.Owner.String()
 	with := s.To.Bare().String()
-	oid := originID(s)
+	oid := stanza.OriginID(s)
 	if oid != "" && !m.recent.add(owner, with, oid) {
 		// The same message is still on its way to the archive (appends are queued, see module.Append).
 		m.Duplicates.Add(1)
@@ -252,7 +233,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 	sid = stanza.AppendEscape(sid, owner)
 	sid = append(sid, "' id='"+id+"'/>"...)
 	s = s.AppendChild(sid)
-	item := storage.ArchiveItem{ID: id, With: s.From.Bare().String(), Time: time.Now().UTC(), OriginID: originID(s), Data: s.Raw}
+	item := storage.ArchiveItem{ID: id, With: s.From.Bare().String(), Time: time.Now().UTC(), OriginID: stanza.OriginID(s), Data: s.Raw}
 	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}

@@ -468,3 +468,22 @@ func ChildAttr(raw []byte, name string) string {
 	v = bytes.TrimSpace(v)
 	return unescapeAttr(v[1 : len(v)-1])
 }
+
+// OriginID returns the sender's XEP-0359 origin-id, or the stanza id when it is long enough to be unique (short
+// ids such as "1" are reused by clients after a restart and would wrongly match), or "".
+func OriginID(s *Stanza) string {
+	var id string
+	if bytes.Contains(s.Payload(), []byte("urn:xmpp:sid:0")) {
+		Children(s.Payload(), func(local, ns string, raw []byte) bool {
+			if local == "origin-id" && ns == "urn:xmpp:sid:0" {
+				id = ChildAttr(raw, "id")
+				return false
+			}
+			return true
+		})
+	}
+	if id == "" && len(s.ID) >= 16 {
+		id = s.ID
+	}
+	return id
+}
