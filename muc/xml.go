@@ -114,7 +114,7 @@ func build(k stanza.Kind, typ, id string, from jid.JID, lang string, inner []byt
 
 // fromStored rebuilds a message template from archived bytes (what build produced).
 func fromStored(raw []byte, from jid.JID) *stanza.Stanza {
-	end := tagEnd(raw)
+	end := stanza.StartTagEnd(raw)
 	s := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", From: from, Raw: raw}
 	if end > 0 && raw[end-1] == '/' {
 		s.InnerStart, s.InnerEnd = end-1, end-1
@@ -125,30 +125,12 @@ func fromStored(raw []byte, from jid.JID) *stanza.Stanza {
 	return s
 }
 
-func tagEnd(raw []byte) int {
-	var quote byte
-	for i := 1; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '>':
-			return i
-		}
-	}
-	return len(raw) - 1
-}
-
 // attr returns the value of an attribute of the root start tag of raw, unescaped.
 func attr(raw []byte, name string) string {
 	var x struct {
 		Attrs []xml.Attr `xml:",any,attr"`
 	}
-	end := tagEnd(raw)
+	end := stanza.StartTagEnd(raw)
 	if end >= len(raw) {
 		return ""
 	}

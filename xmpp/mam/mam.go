@@ -327,7 +327,7 @@ func AppendWithNS(b, raw []byte, ns string) []byte {
 	if len(raw) < 2 || raw[0] != '<' {
 		return append(b, raw...)
 	}
-	end := tagEnd(raw)
+	end := stanza.StartTagEnd(raw)
 	if hasDefaultNS(raw[:end]) {
 		return append(b, raw...)
 	}
@@ -340,25 +340,6 @@ func AppendWithNS(b, raw []byte, ns string) []byte {
 	b = stanza.AppendEscape(b, ns)
 	b = append(b, '\'')
 	return append(b, raw[n:]...)
-}
-
-// tagEnd returns the index of the '>' that closes the first start tag, skipping quoted values.
-func tagEnd(raw []byte) int {
-	var quote byte
-	for i := 1; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '>':
-			return i
-		}
-	}
-	return len(raw)
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

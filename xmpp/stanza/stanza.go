@@ -140,7 +140,10 @@ func rewriteAttr(raw []byte, innerStart, innerEnd int, name, value string) ([]by
 	return out, innerStart + delta, innerEnd + delta
 }
 
-// startTagEnd returns the index of the '>' closing the root start tag, skipping quoted attribute values.
+// StartTagEnd returns the index of the '>' closing the root start tag of raw, skipping quoted attribute values
+// (len(raw) if there is none).
+func StartTagEnd(raw []byte) int { return startTagEnd(raw) }
+
 func startTagEnd(raw []byte) int {
 	var quote byte
 	for i := 1; i < len(raw); i++ {
