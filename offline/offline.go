@@ -10,12 +10,9 @@ package offline
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +186,7 @@ func (m *Module) store(ctx context.Context, d *module.Delivery) (module.Verdict,
 	if !bytes.Contains(s.Payload(), []byte("urn:xmpp:delay")) {
 		stored = s.AppendChild(delayElement(m.domain, now))
 	}
-	item := storage.ArchiveItem{ID: newID(), With: with, Time: now, OriginID: oid, Data: stored.Raw}
+	item := storage.ArchiveItem{ID: stanza.NewID(), With: with, Time: now, OriginID: oid, Data: stored.Raw}
 	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("offline: %w", err)
 	}
@@ -271,16 +268,6 @@ func (m *Module) deleteDelivered(ctx context.Context, owner string, ids []string
 		return
 	}
 	m.Delivered.Add(uint64(len(ids)))
-}
-
-var idCounter atomic.Uint64
-
-// newID returns a unique, roughly time-ordered id.
-func newID() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return strconv.FormatInt(time.Now().UnixMicro(), 36) + "-" + strconv.FormatUint(idCounter.Add(1), 36) + "-" +
-		base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
 
 var (

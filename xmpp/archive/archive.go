@@ -10,13 +10,10 @@ package archive
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,7 +202,7 @@ func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdi
 			return module.Continue, err
 		}
 	}
-	item := storage.ArchiveItem{ID: newID(), With: with, Time: time.Now().UTC(), OriginID: oid, Data: s.Raw}
+	item := storage.ArchiveItem{ID: stanza.NewID(), With: with, Time: time.Now().UTC(), OriginID: oid, Data: s.Raw}
 	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
@@ -228,7 +225,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 			return local == "stanza-id" && ns == NSSid && stanza.ChildAttr(raw, "by") == owner
 		})
 	}
-	id := newID()
+	id := stanza.NewID()
 	sid := []byte("<stanza-id xmlns='" + NSSid + "' by='")
 	sid = stanza.AppendEscape(sid, owner)
 	sid = append(sid, "' id='"+id+"'/>"...)
@@ -436,16 +433,6 @@ func (r *recentOrigins) add(sender, with, oid string) bool {
 	}
 	r.cur[k] = struct{}{}
 	return true
-}
-
-var idSeq atomic.Uint64
-
-// newID returns a unique, roughly time-ordered archive id.
-func newID() string {
-	var b [5]byte
-	rand.Read(b[:])
-	return strconv.FormatInt(time.Now().UnixMilli(), 36) + strconv.FormatUint(idSeq.Add(1)%1679616, 36) +
-		base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
 
 var (

@@ -401,9 +401,6 @@ func (r *Router) routeIQ(ctx context.Context, sender module.Session, s *stanza.S
 				r.send(sess, s)
 			}
 		}
-		if r.IsLocal(to) && to.Localpart() == "" {
-			r.handleServerResult(s)
-		}
 		if r.IsLocal(to) && to.Localpart() != "" && to.Resourcepart() == "" {
 			for _, h := range r.reg.IQResponseHooks() {
 				if h(ctx, s) {
@@ -480,9 +477,5 @@ func (r *Router) handleIQ(ctx context.Context, t module.Target, sender module.Se
 	}
 	r.route(ctx, nil, reply)
 }
-
-// pending server-initiated IQs (pings) are answered to the domain; their results are consumed by the c2s
-// keepalive through the session's read activity, so nothing is left to do here.
-func (r *Router) handleServerResult(*stanza.Stanza) {}
 
 var _ module.Router = (*Router)(nil)
