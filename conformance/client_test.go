@@ -77,8 +77,9 @@ func DialErr(t *testing.T, srv *Server, user, password, resource string, mechs .
 // Send writes raw stanza XML.
 func (c *Client) Send(raw string) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	// No deadline context: mellium arms a goroutine per Send that, when the context ends, sets the write
+	// deadline into the past; a context cancelled right after Send can then break the next Send (i/o timeout).
+	ctx := context.Background()
 	c.tr.record("C:", []byte(raw))
 	if err := c.S.Send(ctx, xml.NewDecoder(strings.NewReader(raw))); err != nil {
 		c.t.Fatalf("%s send: %v", c.JID, err)
