@@ -105,9 +105,7 @@ func (m *Module) Register(h *module.Host) error {
 
 // Run deletes expired messages every SweepInterval until ctx ends (module.Runner).
 func (m *Module) Run(ctx context.Context) {
-	t := time.NewTicker(m.cfg.SweepInterval)
-	defer t.Stop()
-	for {
+	module.Every(ctx, m.cfg.SweepInterval, func(ctx context.Context) {
 		n, err := m.archive.DeleteBefore(ctx, time.Now().Add(-m.cfg.Retention))
 		if err != nil && ctx.Err() == nil {
 			m.log.Error("expiring offline messages failed", "err", err)
@@ -118,12 +116,7 @@ func (m *Module) Run(ctx context.Context) {
 			m.Expired.Add(uint64(n))
 			m.log.Info("expired offline messages", "count", n, "older_than", m.cfg.Retention)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // storable reports whether a message is worth keeping for later (XEP-0160 section 3, XEP-0334 hints): normal and

@@ -131,21 +131,14 @@ func (m *Module) Run(ctx context.Context) {
 	if !m.cfg.Enabled() {
 		return
 	}
-	t := time.NewTicker(m.cfg.SweepInterval)
-	defer t.Stop()
-	for {
+	module.Every(ctx, m.cfg.SweepInterval, func(ctx context.Context) {
 		n, err := m.archive.DeleteBefore(ctx, time.Now().Add(-m.cfg.retention()))
 		if err != nil && ctx.Err() == nil {
 			m.log.Error("archive retention sweep failed", "err", err)
 		} else if n > 0 {
 			m.log.Info("archive retention sweep", "deleted", n, "older_than", m.cfg.retention())
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // archivable says whether a message goes to the archive: chat and normal messages with content a user would

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -295,3 +296,17 @@ func (h *Host) Service(domain jid.JID, name string, handler ServiceHandler) erro
 // StreamFeature adds an element to the stream features a bound-capable (authenticated) stream offers, such as
 // roster versioning or pre-approval support.
 func (h *Host) StreamFeature(xml string) { h.reg.addStreamFeature(xml) }
+
+// Every calls fn at once and then every interval until ctx ends. Modules' Run methods use it for expiry sweeps.
+func Every(ctx context.Context, interval time.Duration, fn func(ctx context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		fn(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
