@@ -23,6 +23,7 @@ import (
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
 	"parley.im/parley/xmpp/version"
+	"parley.im/parley/xmpp/websocket"
 )
 
 // Config is the whole server configuration: one YAML file (docs/CONFIG.md documents every key), then
@@ -83,6 +84,8 @@ type Config struct {
 	Push     push.Config     `yaml:"push"`
 	// HTTPUpload is the XEP-0363 service.
 	HTTPUpload httpupload.Config `yaml:"httpupload"`
+	// WebSocket is XMPP over WebSocket (RFC 7395) on the HTTP listeners.
+	WebSocket websocket.Config `yaml:"websocket"`
 }
 
 func defaultConfig() Config {
@@ -242,7 +245,7 @@ func (c Config) Validate() error {
 	if c.Listen.C2S == "" {
 		errs = append(errs, errors.New("listen.c2s: required"))
 	}
-	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC, c.Push, c.HTTPUpload} {
+	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC, c.Push, c.HTTPUpload, c.WebSocket} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

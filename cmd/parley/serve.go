@@ -38,6 +38,7 @@ import (
 	"parley.im/parley/xmpp/roster"
 	"parley.im/parley/xmpp/router"
 	"parley.im/parley/xmpp/version"
+	"parley.im/parley/xmpp/websocket"
 )
 
 // openStore opens the configured storage driver and applies its migrations.
@@ -65,6 +66,7 @@ type server struct {
 	addrs  map[string]string
 	mods   []module.Module
 	upload *httpupload.Module
+	ws     *websocket.Handler
 	web    []*http.Server
 }
 
@@ -85,6 +87,7 @@ func newUpload(ctx context.Context, cfg Config, store storage.Store) (*httpuploa
 func (s *server) webMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(httpupload.Prefix, s.upload.Handler())
+	s.ws.Register(mux) // /xmpp-websocket and XEP-0156 host-meta
 	return mux
 }
 
@@ -178,6 +181,11 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	})
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.c2s, err = c2s.New(cfg.C2S, domain, tlsCfg, cert.Certificate[0], s.router, reg, authSrv, log.With("component", "c2s"))
+	if err != nil {
+		return fail(err)
+	}
+	// XMPP over WebSocket: each upgraded connection is served by the same c2s core as TCP.
+	s.ws, err = websocket.New(cfg.WebSocket, s.c2s.ServeConn, log.With("component", "websocket"))
 	if err != nil {
 		return fail(err)
 	}

@@ -59,11 +59,13 @@ type conn struct {
 	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
 	// trusted TLS-terminating proxy): no STARTTLS, no channel binding.
 	external bool
-	cb       *auth.ChannelBindings
-	user     string // authenticated localpart
-	jid      jid.JID
-	fromAttr []byte // ` from='full-jid'`, stamped on every stanza the client sends
-	lang     string
+	// noSTARTTLS is set for transports that cannot upgrade (WebSocket): STARTTLS is neither offered nor required.
+	noSTARTTLS bool
+	cb         *auth.ChannelBindings
+	user       string // authenticated localpart
+	jid        jid.JID
+	fromAttr   []byte // ` from='full-jid'`, stamped on every stanza the client sends
+	lang       string
 
 	bound        atomic.Bool
 	serverClosed atomic.Bool // the server ended the stream (stream error, conflict, shutdown): no hibernation
@@ -297,7 +299,7 @@ func (c *conn) negotiate() error {
 	for {
 		tlsActive := c.secure()
 		switch {
-		case !tlsActive && c.srv.tls != nil && !c.srv.cfg.AllowPlaintext && !c.external:
+		case !tlsActive && c.srv.tls != nil && !c.srv.cfg.AllowPlaintext && !c.external && !c.noSTARTTLS:
 			if err := c.openStream([]byte("<starttls xmlns='" + nsTLS + "'><required/></starttls>")); err != nil {
 				return err
 			}
@@ -327,7 +329,7 @@ func (c *conn) negotiate() error {
 func (c *conn) saslFeatures() []byte {
 	var b []byte
 	tlsActive := c.secure()
-	if !tlsActive && c.srv.tls != nil && !c.external {
+	if !tlsActive && c.srv.tls != nil && !c.external && !c.noSTARTTLS {
 		b = append(b, "<starttls xmlns='"+nsTLS+"'/>"...)
 	}
 	b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)

@@ -167,6 +167,7 @@ func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
 	s.Stats.Accepted.Add(1)
 	c := s.newConn(nc, ip, false)
 	c.external = secure
+	c.noSTARTTLS = true // a WebSocket cannot switch to TLS mid-stream
 	c.serve()
 }
 
