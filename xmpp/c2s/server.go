@@ -145,7 +145,11 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 		ip := hostOf(nc.RemoteAddr())
 		if !s.conns.acquire(ip) {
 			s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
-			go refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+			if directTLS {
+				nc.Close() // no stream error in plaintext on a TLS port: the client could not read it
+			} else {
+				go refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+			}
 			continue
 		}
 		s.Stats.Accepted.Add(1)

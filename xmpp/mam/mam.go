@@ -279,7 +279,7 @@ func AppendResult(b []byte, queryID string, it storage.ArchiveItem) []byte {
 	b = append(b, "'><forwarded xmlns='"+NSForward+"'><delay xmlns='"+NSDelay+"' stamp='"...)
 	b = AppendTime(b, it.Time)
 	b = append(b, "'/>"...)
-	b = AppendWithNS(b, it.Data, NSClient)
+	b = stanza.AppendWithNS(b, it.Data, NSClient)
 	return append(b, "</forwarded></result>"...)
 }
 
@@ -319,49 +319,4 @@ func AppendFields(b []byte) []byte {
 	b = append(b, "<field type='text-single' var='after-id'/>"...)
 	b = append(b, "<field type='list-multi' var='ids'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate></field>"...)
 	return append(b, "</x></query>"...)
-}
-
-// AppendWithNS appends the element raw, adding xmlns='ns' to its start tag if the tag declares no default
-// namespace.
-func AppendWithNS(b, raw []byte, ns string) []byte {
-	if len(raw) < 2 || raw[0] != '<' {
-		return append(b, raw...)
-	}
-	end := stanza.StartTagEnd(raw)
-	if hasDefaultNS(raw[:end]) {
-		return append(b, raw...)
-	}
-	n := 1
-	for n < end && !isSpace(raw[n]) && raw[n] != '/' && raw[n] != '>' {
-		n++
-	}
-	b = append(b, raw[:n]...)
-	b = append(b, " xmlns='"...)
-	b = stanza.AppendEscape(b, ns)
-	b = append(b, '\'')
-	return append(b, raw[n:]...)
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// hasDefaultNS reports whether a start tag has an xmlns= attribute (not xmlns:prefix=).
-func hasDefaultNS(tag []byte) bool {
-	var quote byte
-	for i := 1; i < len(tag); i++ {
-		c := tag[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case isSpace(c) && bytes.HasPrefix(tag[i+1:], []byte("xmlns")):
-			rest := bytes.TrimLeft(tag[i+6:], " \t\r\n")
-			if len(rest) > 0 && rest[0] == '=' {
-				return true
-			}
-		}
-	}
-	return false
 }

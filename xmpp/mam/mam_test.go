@@ -190,21 +190,6 @@ func TestFetchAndRender(t *testing.T) {
 	}
 }
 
-func TestAppendWithNS(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"<message/>", "<message xmlns='jabber:client'/>"},
-		{"<message to='a&gt;b'><body/></message>", "<message xmlns='jabber:client' to='a&gt;b'><body/></message>"},
-		{"<message xmlns='jabber:client' to='x'/>", "<message xmlns='jabber:client' to='x'/>"},
-		{"<message xmlns = \"jabber:server\"/>", "<message xmlns = \"jabber:server\"/>"},
-		{"<message xmlns:foo='x' a='xmlns=1'/>", "<message xmlns='jabber:client' xmlns:foo='x' a='xmlns=1'/>"},
-		{"", ""},
-	} {
-		if got := string(AppendWithNS(nil, []byte(c.in), NSClient)); got != c.want {
-			t.Errorf("AppendWithNS(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
-}
-
 func TestAppendFieldsIsXML(t *testing.T) {
 	if _, err := ParseQuery(AppendFields(nil), Limits{}); err == nil {
 		// A form of type 'form' is not a submission.

@@ -401,16 +401,27 @@ func unescapeAttr(v []byte) string {
 
 // Embed returns the stanza's bytes fit to be nested inside another namespace (XEP-0297 forwarded in carbons and
 // archive results): a root element that relied on the stream's default namespace gets xmlns='jabber:client'.
-func (s *Stanza) Embed() []byte {
-	tagEnd := startTagEnd(s.Raw)
-	if st, _ := findAttr(s.Raw[:tagEnd], "xmlns"); st >= 0 {
-		return s.Raw
+func (s *Stanza) Embed() []byte { return AppendWithNS(nil, s.Raw, "jabber:client") }
+
+// AppendWithNS appends the element raw, adding xmlns='ns' to its start tag if the tag declares no default
+// namespace of its own.
+func AppendWithNS(b, raw []byte, ns string) []byte {
+	if len(raw) < 2 || raw[0] != '<' {
+		return append(b, raw...)
 	}
-	n := len(s.Kind.String()) + 1
-	out := make([]byte, 0, len(s.Raw)+24)
-	out = append(out, s.Raw[:n]...)
-	out = append(out, " xmlns='jabber:client'"...)
-	return append(out, s.Raw[n:]...)
+	end := startTagEnd(raw)
+	if st, _ := findAttr(raw[:end], "xmlns"); st >= 0 {
+		return append(b, raw...)
+	}
+	n := 1
+	for n < end && !isSpace(raw[n]) && raw[n] != '/' && raw[n] != '>' {
+		n++
+	}
+	b = append(b, raw[:n]...)
+	b = append(b, " xmlns='"...)
+	b = AppendEscape(b, ns)
+	b = append(b, '\'')
+	return append(b, raw[n:]...)
 }
 
 // Children calls fn for each child element of inner XML with its local name, namespace (as FirstChild reports

@@ -129,3 +129,18 @@ func TestWithoutChildren(t *testing.T) {
 		t.Fatal("no-op removal copied the stanza")
 	}
 }
+
+func TestAppendWithNS(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"<message/>", "<message xmlns='jabber:client'/>"},
+		{"<message to='a&gt;b'><body/></message>", "<message xmlns='jabber:client' to='a&gt;b'><body/></message>"},
+		{"<message xmlns='jabber:client' to='x'/>", "<message xmlns='jabber:client' to='x'/>"},
+		{"<message xmlns = \"jabber:server\"/>", "<message xmlns = \"jabber:server\"/>"},
+		{"<message xmlns:foo='x' a='xmlns=1'/>", "<message xmlns='jabber:client' xmlns:foo='x' a='xmlns=1'/>"},
+		{"", ""},
+	} {
+		if got := string(AppendWithNS(nil, []byte(c.in), "jabber:client")); got != c.want {
+			t.Errorf("AppendWithNS(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
