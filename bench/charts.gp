@@ -41,14 +41,18 @@ unset logscale y
 # A small run can show a negative figure (the server freed more than the sessions took): keep it visible.
 set autoscale y
 set xzeroaxis
-set boxwidth 0.5
-set title "server memory per session: (VmRSS after ramp - before) / sessions"
+set style data histograms
+set style histogram clustered gap 1
+set boxwidth 0.9
+set title "server memory per session: (VmRSS - VmRSS before the ramp) / sessions"
 set ylabel "KiB per session"
-unset key
+set key top left
 f = dir."/rss.dat"
 if (system("test -s ".f." && echo y") eq "y") {
-  plot f using 0:2:xtic(1) with boxes lc rgb "#4472c4" notitle, \
-       '' using 0:2:(sprintf("%.1f", $2)) with labels offset 0,0.8 notitle
+  plot f using 2:xtic(1) title columnheader(2) lc rgb "#4472c4", \
+       '' using 3 title columnheader(3) lc rgb "#ed7d31", \
+       '' using ($0-0.15):2:(sprintf("%.1f", $2)) with labels offset 0,0.8 notitle, \
+       '' using ($0+0.15):3:(sprintf("%.1f", $3)) with labels offset 0,0.8 notitle
 } else {
   set label 1 "no data" at graph 0.5, graph 0.5 center
   plot [0:1] 1 lc rgb "white" notitle

@@ -175,3 +175,25 @@ func (c *smClient) bindAndEnableNoPresence() (full, smID string) {
 	smID = c.await(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true'`, 5*time.Second)[1]
 	return full, smID
 }
+
+// XEP-0198 counts inbound stanzas from <enable/> on: what the client sent before (here its presence and an IQ,
+// as Converse.js does) is not in h, or the client sees a handled count higher than what it sent.
+func TestAckCountStartsAtEnable(t *testing.T) {
+	srv := Start(t, "")
+	srv.AddUser("bob", "bob-secret")
+	bob := loginSM(t, srv, "bob", "bob-secret")
+	bob.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)
+	bob.await(`<jid>([^<]+)</jid>`, 5*time.Second)
+	bob.send(`<presence/><iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	bob.await(`id='p0'`, 5*time.Second)
+	bob.send(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	bob.await(`<enabled xmlns='urn:xmpp:sm:3'`, 5*time.Second)
+	bob.send(`<r xmlns='urn:xmpp:sm:3'/>`)
+	if h := bob.await(`<a xmlns='urn:xmpp:sm:3' h='(\d+)'/>`, 5*time.Second)[1]; h != "0" {
+		t.Fatalf("h = %s right after enable, want 0 (stanzas before <enable/> are not counted)", h)
+	}
+	bob.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><r xmlns='urn:xmpp:sm:3'/>`)
+	if h := bob.await(`<a xmlns='urn:xmpp:sm:3' h='(\d+)'/>`, 5*time.Second)[1]; h != "1" {
+		t.Fatalf("h = %s after one stanza, want 1", h)
+	}
+}

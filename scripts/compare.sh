@@ -15,7 +15,15 @@
 #   CHAT_USERS=200       chat: online users (pairs)       MUC_OCCUPANTS=50 MUC_SENDERS=5 MUC_RATE=100
 #   OFFLINE_MESSAGES=2000 OFFLINE_USERS=200 OFFLINE_RATE=500
 #   TLS=1  MECH=SCRAM-SHA-1   NOFILE=20000 (ulimit -n for servers and generator alike)
-#   SERVERS="ejabberd prosody parley"   OUT_DIR=docs/bench   KEEP_WORK=1 keeps the run directory
+#   CONNECT_HOLD=60      connect: seconds the sessions idle before memory is read again (idle RSS per session)
+#   SWEEP_RATES="3000 6000 9000 12000" SWEEP_DURATION=10   chat at each rate: the highest with p99 < 100 ms
+#   PROFILE=1            Parley: CPU profiles of chat and muc, a heap profile of the idle sessions (pprof),
+#                        kept in $OUT_DIR/profiles with the figures
+#   SERVERS="ejabberd prosody parley parley-nomam"   OUT_DIR=docs/bench   KEEP_WORK=1 keeps the run directory
+#
+# parley runs with its defaults: every chat message goes to both users' archives (MAM, durable before the
+# server acknowledges). parley-nomam turns the archive off (archive.retention: 0), as the peers' stock
+# configurations have no MAM: that pair is the like-for-like comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -35,7 +43,11 @@ OFFLINE_RATE=${OFFLINE_RATE:-500}
 TLS=${TLS:-1}
 MECH=${MECH:-SCRAM-SHA-1}
 NOFILE=${NOFILE:-20000}
-SERVERS=${SERVERS:-ejabberd prosody parley}
+SERVERS=${SERVERS:-ejabberd prosody parley parley-nomam}
+CONNECT_HOLD=${CONNECT_HOLD:-60}
+SWEEP_RATES=${SWEEP_RATES:-3000 6000 9000 12000}
+SWEEP_DURATION=${SWEEP_DURATION:-10}
+PROFILE=${PROFILE:-1}
 OUT_DIR=${OUT_DIR:-docs/bench}
 
 log() { echo "compare.sh: $*" >&2; }
@@ -80,7 +92,9 @@ for n in "$CHAT_USERS" "$MUC_OCCUPANTS"; do [ "$n" -gt "$base_users" ] && base_u
 offline_first=$base_users
 accounts=$((base_users + OFFLINE_SENDERS + OFFLINE_USERS))
 
-port_of() { case $1 in prosody) echo 15222 ;; ejabberd) echo 25222 ;; parley) echo 35222 ;; esac; }
+port_of() { case $1 in prosody) echo 15222 ;; ejabberd) echo 25222 ;; parley) echo 35222 ;; parley-nomam) echo 45222 ;; esac; }
+# Parley's metrics listener, which also serves pprof in these runs.
+metrics_port_of() { echo $(($(port_of "$1") + 68)); }
 
 wait_port() {
   local port=$1 pid=$2
@@ -101,14 +115,13 @@ start_server() {
       started+=("$server $dir")
       bench/peers/peer.sh start "$server" "$dir" "$(port_of "$server")"
       ;;
-    parley)
+    parley|parley-nomam)
       # Parley hook: used as soon as `go build ./cmd/parley` succeeds. The flags follow cmd/parley as of
       # this writing (`parley serve -config FILE`, `-set key=value`, `-ready-file`); a key that does not
       # exist makes parley exit, and the server is skipped rather than run with a default port.
-      # TODO(parley): when the muc and offline modules land, enable them here (muc on conference.localhost,
-      # offline storage on) so that the muc and offline scenarios compare like with like; and drop
-      # register.open once accounts are created with `parley user add JID -password P` instead.
-      if ! go build -o "$work/bin/parley" ./cmd/parley 2>"$work/parley-build.log"; then
+      # Parley's defaults already serve MUC on conference.localhost and keep offline messages, like the
+      # peers' configurations here. Accounts come from XEP-0077 (register.open) as for the peers.
+      if [ ! -x "$work/bin/parley" ] && ! go build -o "$work/bin/parley" ./cmd/parley 2>"$work/parley-build.log"; then
         log "parley does not build yet (see below); skipped"; tail -5 "$work/parley-build.log" >&2
         return 1
       fi
@@ -122,9 +135,12 @@ data_dir: $dir/data
 log:
   level: warn
 listen:
-  c2s: 127.0.0.1:$(port_of parley)
+  c2s: 127.0.0.1:$(port_of "$server")
   c2s_tls: "off"
-  metrics: "off"
+  https: "off"
+  http: "off"
+  metrics: 127.0.0.1:$(metrics_port_of "$server")
+  pprof: true
 tls:
   cert_file: $dir/cert.pem
   key_file: $dir/key.pem
@@ -139,13 +155,14 @@ register:
   open: true
   per_ip: -1
 YAML
+      if [ "$server" = parley-nomam ]; then printf 'archive:\n  retention: 0s\n' >> "$dir/parley.yaml"; fi
       # No PARLEY_* variable of the caller's may change the run.
       env -u PARLEY_CONFIG $(env | awk -F= '/^PARLEY_/ {print "-u " $1}') \
         "$work/bin/parley" serve -config "$dir/parley.yaml" -ready-file "$dir/ready.json" >"$dir/console.log" 2>&1 &
       local pid=$!
       echo "$pid" > "$dir/server.pid"
-      started+=("parley $dir")
-      if ! wait_port "$(port_of parley)" "$pid"; then
+      started+=("$server $dir")
+      if ! wait_port "$(port_of "$server")" "$pid"; then
         log "parley did not start; console:"; tail -20 "$dir/console.log" >&2
         return 1
       fi
@@ -158,7 +175,7 @@ stop_server() {
   local server=$1 dir=$2
   case $server in
     prosody|ejabberd) bench/peers/peer.sh stop "$server" "$dir" ;;
-    parley)
+    parley|parley-nomam)
       local pid; pid=$(cat "$dir/server.pid" 2>/dev/null || true)
       if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid"
@@ -196,8 +213,35 @@ for server in $SERVERS; do
     cat "$work/results/$server-$name.txt" >&2
     sleep 2
   }
-  run_scenario connect -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${DURATION}s" -settle 2s
+  # profile KIND DELAY SECONDS: in the background, after DELAY s, a pprof profile of Parley into
+  # $OUT_DIR/profiles/SERVER-KIND.pprof (cpu for SECONDS s, or heap).
+  profile() {
+    case $server in parley*) ;; *) return 0 ;; esac
+    [ "$PROFILE" = 1 ] || return 0
+    local kind=$1 delay=$2 secs=$3 url
+    url="http://127.0.0.1:$(metrics_port_of "$server")/debug/pprof"
+    mkdir -p "$OUT_DIR/profiles"
+    case $kind in
+      *heap) url="$url/heap" ;;
+      *) url="$url/profile?seconds=$secs" ;;
+    esac
+    (sleep "$delay"; curl -sf -o "$OUT_DIR/profiles/$server-$kind.pprof" "$url" || log "$server: no $kind profile") &
+  }
+  ramp=$(( (SESSIONS + CONNECT_RATE - 1) / CONNECT_RATE ))
+  profile connect-heap $((ramp + 4 + CONNECT_HOLD - 5)) 0
+  run_scenario connect -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s
+  login=$(( (CHAT_USERS + 199) / 200 + 2 ))
+  profile chat-cpu "$login" $((DURATION - 2))
   run_scenario chat -users "$CHAT_USERS" -rate "$RATE" -duration "${DURATION}s"
+  for rate in $SWEEP_RATES; do
+    log "$server: chat sweep at $rate msg/s"
+    timeout 600 "$bench" chat -sweep "${common[@]}" -json "$work/results/$server-sweep-$rate.json" -users "$CHAT_USERS" \
+      -rate "$rate" -duration "${SWEEP_DURATION}s" >"$work/results/$server-sweep-$rate.txt" 2>&1 ||
+      log "$server: chat at $rate msg/s reported losses or failures"
+    grep -E 'delivered|lost |e2e|server_cpu_s_per' "$work/results/$server-sweep-$rate.txt" >&2 || true
+    sleep 2
+  done
+  profile muc-cpu $(( (MUC_OCCUPANTS + 199) / 200 + 3 )) $((DURATION - 2))
   run_scenario muc -occupants "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rate "$MUC_RATE" -duration "${DURATION}s"
   run_scenario offline -first-user "$offline_first" -messages "$OFFLINE_MESSAGES" -users "$OFFLINE_USERS" \
     -senders "$OFFLINE_SENDERS" -rate "$OFFLINE_RATE" -drain 30s -settle 2s
@@ -210,6 +254,7 @@ results=("$work"/results/*.json)
 title="Development machine: $(nproc) cores shared with other work, $(uname -sr); servers: ${ran[*]}; \
 SESSIONS=$SESSIONS CONNECT_RATE=$CONNECT_RATE RATE=$RATE DURATION=$DURATION CHAT_USERS=$CHAT_USERS \
 MUC_OCCUPANTS=$MUC_OCCUPANTS MUC_SENDERS=$MUC_SENDERS MUC_RATE=$MUC_RATE OFFLINE_MESSAGES=$OFFLINE_MESSAGES \
+CONNECT_HOLD=$CONNECT_HOLD SWEEP_RATES=\"$SWEEP_RATES\" SWEEP_DURATION=$SWEEP_DURATION \
 OFFLINE_USERS=$OFFLINE_USERS TLS=$TLS MECH=$MECH, ulimit -n $(ulimit -n); load average at start $load_start, \
 at end $(cut -d' ' -f1-3 /proc/loadavg)."
 "$bench" report -out "$OUT_DIR" -title "$title" "${results[@]}"

@@ -8,7 +8,8 @@ import (
 
 // runConnect ramps -sessions logins at -rate per second, holds them for -hold and reports login latency
 // (TCP connect to the echo of the initial presence) and the server's memory per session: VmRSS after the
-// ramp (plus -settle) minus VmRSS before it, divided by the sessions that logged in.
+// ramp (plus -settle) minus VmRSS before it, divided by the sessions that logged in; and the same after the
+// sessions idled for -hold (server_rss_per_idle_session_kb).
 func runConnect(o *options, c *client, srv serverProc, r *result, log *slog.Logger) {
 	var dropped atomic.Int64
 	onDrop := func(*session, error) { dropped.Add(1) }
@@ -46,6 +47,12 @@ func runConnect(o *options, c *client, srv serverProc, r *result, log *slog.Logg
 		}
 		if lr.ok > 0 {
 			r.add("server_rss_per_session_kb", (float64(afterRamp.RSSKB)-float64(w.from.RSSKB))/float64(lr.ok), "KiB/session")
+			if holdErr == nil && stillUp > 0 {
+				// The same, once the sessions have idled for -hold: what a server settles at between bursts
+				// (garbage of the logins collected, memory of idle sessions trimmed by whatever the server does).
+				r.add("server_rss_per_idle_session_kb", (float64(afterHold.RSSKB)-float64(w.from.RSSKB))/float64(stillUp),
+					"KiB/session after the hold")
+			}
 		}
 	}
 	if cpuOK {

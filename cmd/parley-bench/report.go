@@ -35,7 +35,7 @@ var scenarioOrder = []string{"connect", "chat", "muc", "offline"}
 
 var reportRows = map[string][]string{
 	"connect": {"sessions_ok", "sessions_failed", "sessions_dropped", "ramp_rate", "login.p50", "login.p90", "login.p99", "login.max",
-		"server_rss_per_session_kb", "server_cpu_ms_per_login", "generator_cpu_ramp_s", "generator_rss_per_session_kb"},
+		"server_rss_per_session_kb", "server_rss_per_idle_session_kb", "server_cpu_ms_per_login", "generator_cpu_ramp_s", "generator_rss_per_session_kb"},
 	"chat": {"users_ok", "sent", "delivered", "lost", "send_rate", "throughput", "e2e.p50", "e2e.p90", "e2e.p99", "e2e.max",
 		"server_cpu_s_per_1000_msgs", "generator_cpu_s_per_1000_msgs", "pacer_max_lag_ms"},
 	"muc": {"occupants_joined", "sent", "deliveries", "lost", "fanout_rate", "e2e.p50", "e2e.p90", "e2e.p99", "e2e.max",
@@ -225,6 +225,7 @@ func markdown(runs []storedResult, labels []string, title, resultsFile string) s
 		}
 		b.WriteString("\n")
 	}
+	sweepSection(&b, runs, labels)
 	b.WriteString("Charts: `latency.png` (latency percentiles per server and scenario), `rss-per-session.png` " +
 		"(server memory per connected session, from the connect scenario).\n")
 	return b.String()
@@ -283,12 +284,16 @@ func chartData(runs []storedResult, labels []string, dir string) error {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(quote("server") + " " + quote("KiB per session") + "\n")
+	b.WriteString(quote("server") + " " + quote("after the ramp") + " " + quote("after the idle hold") + "\n")
 	rows := 0
 	for _, l := range labels {
 		r, ok := find(runs, "connect", l)
 		if v, vok := r.value("server_rss_per_session_kb"); ok && vok {
-			fmt.Fprintf(&b, "%s %g\n", quote(l), v)
+			idle, iok := r.value("server_rss_per_idle_session_kb")
+			if !iok {
+				idle = v
+			}
+			fmt.Fprintf(&b, "%s %g %g\n", quote(l), v, idle)
 			rows++
 		}
 	}
@@ -298,4 +303,78 @@ func chartData(runs []storedResult, labels []string, dir string) error {
 		return nil
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// sweepLimit is the latency bound of the rate sweep: the highest offered rate whose p99 stays under it, with
+// nothing lost, is what the sweep reports per server.
+const sweepLimit = 100.0
+
+// sweepSection writes the chat rate sweep (scenario chat-sweep): a row per offered rate, a column per server,
+// each cell p99 latency, achieved throughput and losses; then the highest rate each server sustained.
+func sweepSection(b *strings.Builder, runs []storedResult, labels []string) {
+	byLabel := map[string]map[float64]storedResult{}
+	var rates []float64
+	for _, r := range runs {
+		if r.Scenario != "chat-sweep" {
+			continue
+		}
+		rate, ok := r.Metrics["offered_rate"]
+		if !ok {
+			continue
+		}
+		l := labelOf(r)
+		if byLabel[l] == nil {
+			byLabel[l] = map[float64]storedResult{}
+		}
+		byLabel[l][rate] = r
+		if !slices.Contains(rates, rate) {
+			rates = append(rates, rate)
+		}
+	}
+	if len(rates) == 0 {
+		return
+	}
+	slices.Sort(rates)
+	var cols []string
+	for _, l := range labels {
+		if byLabel[l] != nil {
+			cols = append(cols, l)
+		}
+	}
+	fmt.Fprintf(b, "## chat rate sweep\n\n")
+	fmt.Fprintf(b, "The chat scenario at rising offered rates. Each cell: e2e p99 ms / delivered msg/s / lost / "+
+		"server CPU s per 1,000 msgs / generator CPU s per 1,000 msgs.\n\n")
+	fmt.Fprintf(b, "| offered msg/s |")
+	for _, l := range cols {
+		fmt.Fprintf(b, " %s |", l)
+	}
+	fmt.Fprintf(b, "\n| ---: |%s\n", strings.Repeat(" ---: |", len(cols)))
+	best := map[string]float64{}
+	for _, rate := range rates {
+		fmt.Fprintf(b, "| %s |", fmtNum(rate))
+		for _, l := range cols {
+			r, ok := byLabel[l][rate]
+			if !ok {
+				fmt.Fprintf(b, " – |")
+				continue
+			}
+			p99, _ := r.value("e2e.p99")
+			lost := r.Metrics["lost"]
+			fmt.Fprintf(b, " %s / %s / %s / %s / %s |", fmtNum(p99), fmtNum(r.Metrics["throughput"]), fmtNum(lost),
+				fmtNum(r.Metrics["server_cpu_s_per_1000_msgs"]), fmtNum(r.Metrics["generator_cpu_s_per_1000_msgs"]))
+			if p99 < sweepLimit && lost == 0 && !r.Failed && r.Metrics["throughput"] >= 0.95*rate && rate > best[l] {
+				best[l] = rate
+			}
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(b, "| **highest rate with p99 < %g ms, nothing lost, ≥95%% delivered on time** |", sweepLimit)
+	for _, l := range cols {
+		if v, ok := best[l]; ok {
+			fmt.Fprintf(b, " **%s** |", fmtNum(v))
+		} else {
+			fmt.Fprintf(b, " none |")
+		}
+	}
+	b.WriteString("\n\n")
 }

@@ -47,6 +47,10 @@ type Config struct {
 		C2STLS string `yaml:"c2s_tls"`
 		// Metrics serves Prometheus text metrics at /metrics. Default "127.0.0.1:5290"; "off" disables it.
 		Metrics string `yaml:"metrics"`
+		// Pprof also serves Go's profiler (net/http/pprof) at /debug/pprof/ on the metrics listener, for
+		// profiling a running server (`go tool pprof http://127.0.0.1:5290/debug/pprof/profile`). Default false:
+		// a profile shows memory contents such as stanzas in flight.
+		Pprof bool `yaml:"pprof"`
 		// HTTPS is the HTTP listener with TLS (the server's certificate): uploads (XEP-0363) and XMPP over
 		// WebSocket. Default ":5443"; "off" disables it.
 		HTTPS string `yaml:"https"`
@@ -74,6 +78,11 @@ type Config struct {
 		// AllowPlain offers SASL PLAIN over TLS, for clients without SCRAM. Default true.
 		AllowPlain *bool `yaml:"allow_plain"`
 	} `yaml:"auth"`
+	Runtime struct {
+		// IdleTrim is how often a quiet server collects garbage and gives free memory back to the operating
+		// system (see trimIdle). Default 30s; 0 leaves it all to the Go runtime.
+		IdleTrim *time.Duration `yaml:"idle_trim"`
+	} `yaml:"runtime"`
 	C2S      c2s.Config      `yaml:"c2s"`
 	Register register.Config `yaml:"register"`
 	Roster   roster.Config   `yaml:"roster"`
@@ -235,6 +244,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("storage.driver: %q is not sqlite or postgres", c.Storage.Driver))
+	}
+	if c.Runtime.IdleTrim != nil && *c.Runtime.IdleTrim < 0 {
+		errs = append(errs, errors.New("runtime.idle_trim: must not be negative"))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.cert_file and tls.key_file: set both or neither"))

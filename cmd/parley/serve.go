@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -234,6 +235,13 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("/metrics", s.metrics)
+		if cfg.Listen.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go s.http.Serve(ln)
 	}
@@ -287,6 +295,11 @@ func (s *server) run(ctx context.Context) error {
 			go r.Run(ctx)
 		}
 	}
+	trim := 30 * time.Second
+	if s.cfg.Runtime.IdleTrim != nil {
+		trim = *s.cfg.Runtime.IdleTrim
+	}
+	go trimIdle(ctx, trim, s.log)
 	s.log.Info("parley serving", "domain", s.cfg.Domain, "c2s", s.addrs["c2s"], "c2s_tls", s.addrs["c2s_tls"],
 		"metrics", s.addrs["metrics"], "storage", s.cfg.Storage.Driver)
 	select {

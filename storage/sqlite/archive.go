@@ -133,7 +133,33 @@ func (s *Store) insertBatch(reqs []*appendReq, errs []error) error {
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer ins.Close()
+	// A call of one item (almost every call: one message) needs no savepoint: ON CONFLICT DO NOTHING leaves
+	// nothing behind on a duplicate id, and no rows affected tells it apart. A savepoint costs a sub-journal
+	// write of every page it touches, and was a tenth of the server's CPU in a chat load profile.
+	var one *sql.Stmt
 	for i, r := range reqs {
+		if len(r.items) == 1 {
+			if one == nil {
+				if one, err = tx.PrepareContext(ctx, `INSERT INTO archive_items (archive, owner, id, with_jid, ts, origin_id, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`); err != nil {
+					return fmt.Errorf("sqlite: append: %w", err)
+				}
+				defer one.Close()
+			}
+			it := r.items[0]
+			res, err := one.ExecContext(ctx, r.archive, r.owner, it.ID, it.With, it.Time.UnixMicro(), it.OriginID,
+				nonNil(it.Data))
+			if err != nil {
+				return fmt.Errorf("sqlite: append: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("sqlite: append: %w", err)
+			} else if n == 0 {
+				errs[i] = fmt.Errorf("sqlite: append to %s of %q: id %q: %w", r.archive, r.owner, it.ID,
+					storage.ErrConflict)
+			}
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT append_call"); err != nil {
 			return fmt.Errorf("sqlite: append: %w", err)
 		}

@@ -57,6 +57,17 @@ const (
 )
 
 // errClosed is returned by calls on a closed Store.
+// writerCacheKiB is the writer's page cache. Appends touch the table and five index b-trees at scattered
+// owners; with SQLite's default 2 MiB, the writer re-read pages from the file on most commits (7% of the
+// server's CPU in a chat load profile, docs/BENCHMARKS.md).
+const writerCacheKiB = 64 << 10
+
+// walCheckpointPages is how long the write-ahead log grows (in 4 KiB pages, so 32 MiB) before a commit copies
+// it into the database file. A checkpoint writes each page once however many commits changed it; at
+// SQLite's default of 1000 pages, checkpoints were a fifth of the server's CPU under chat load, because the
+// same index pages were copied again and again.
+const walCheckpointPages = 8000
+
 var errClosed = errors.New("sqlite: store is closed")
 
 //go:embed migrations/*.sql
@@ -96,7 +107,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// _txlock=immediate: a write transaction takes the write lock at BEGIN, so it waits (busy_timeout) there
 	// rather than failing with SQLITE_BUSY half-way when another process writes.
 	w, err := sql.Open("sqlite", fmt.Sprintf("%s?_busy_timeout=%d&_foreign_keys=1&_journal_mode=WAL"+
-		"&_synchronous=FULL&_txlock=immediate", path, ms))
+		"&_synchronous=FULL&_txlock=immediate&_pragma=temp_store(memory)&_pragma=cache_size(%d)&_pragma=wal_autocheckpoint(%d)", path, ms,
+		-writerCacheKiB, walCheckpointPages))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}

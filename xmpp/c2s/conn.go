@@ -12,7 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -55,6 +57,8 @@ type conn struct {
 	ctx       context.Context
 
 	rd      *stream.Reader
+	raw     syscall.RawConn // the TCP socket, for waiting without reading (nil: read as usual)
+	woken   bool            // the loop was parked and the socket has become readable
 	tlsConn *tls.Conn
 	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
 	// trusted TLS-terminating proxy): no STARTTLS, no channel binding.
@@ -99,13 +103,12 @@ func (c *conn) serve() {
 	c.ctx = context.Background()
 	c.rw = c.nc
 	c.srv.Stats.Connections.Add(1)
-	defer c.srv.Stats.Connections.Add(-1)
-	defer c.srv.forget(c)
 	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.NegotiationTimeout))
 	if c.directTLS {
 		if err := c.handshake(nil); err != nil {
 			c.log.Debug("direct tls handshake failed", "err", err)
 			c.nc.Close()
+			c.gone()
 			return
 		}
 	}
@@ -114,9 +117,63 @@ func (c *conn) serve() {
 	if err == nil {
 		c.nc.SetDeadline(time.Time{})
 		c.startKeepalive()
-		err = c.loop()
+		c.raw = parkable(c.nc)
+		if err = c.loop(); err == errParked {
+			return // the loop goes on in unpark
+		}
 	}
 	c.end(err)
+	c.gone()
+}
+
+// gone forgets the connection once its stream has ended.
+func (c *conn) gone() {
+	c.srv.forget(c)
+	c.srv.Stats.Connections.Add(-1)
+}
+
+// errParked is returned by loop when it has handed the connection to unpark.
+var errParked = errors.New("c2s: parked")
+
+// Parking. A goroutine blocked in a TLS read keeps the stack it grew while it negotiated TLS, SASL and handled
+// stanzas (8 KiB or more), and the read buffer it reads into: most of an idle session's memory. So when a bound
+// session's client has nothing more buffered, the loop does not block in Read. It checks that TLS holds no
+// complete record (a read with a deadline in the past), gives the scanner's buffer back (stream.Reader.Park),
+// and hands the wait to a new goroutine, whose stack is small, that waits for the socket to become readable
+// without reading (MSG_PEEK) and then runs the loop; the old goroutine returns. A connection that cannot be
+// waited on that way (WebSocket) reads as before.
+
+// next returns the next element from the client, or errParked.
+func (c *conn) next() (*stream.Element, error) {
+	if c.raw == nil || c.rd.Buffered() > 0 || c.woken {
+		// Woken: the socket is readable, and only a real read sees what made it so (data, or the end of the
+		// stream: a read past its deadline would not look, and the loop would park again at once).
+		c.woken = false
+		return c.rd.Next()
+	}
+	c.nc.SetReadDeadline(longAgo)
+	el, err := c.rd.Next()
+	c.nc.SetReadDeadline(time.Time{})
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return el, err
+	}
+	c.rd.Park()
+	go c.unpark()
+	return nil, errParked
+}
+
+var longAgo = time.Unix(1, 0)
+
+// unpark waits for the client to send more and goes on with the stanza loop.
+func (c *conn) unpark() {
+	waitReadable(c.raw) // an error shows at the next read
+	c.woken = true
+	err := c.loop()
+	if err == errParked {
+		return
+	}
+	c.end(err)
+	c.gone()
 }
 
 // end reports err to the client as a stream error where one applies and tears the session down.
@@ -697,7 +754,7 @@ func (c *conn) onIdle() {
 // loop is the stanza loop of a bound session.
 func (c *conn) loop() error {
 	for {
-		el, err := c.rd.Next()
+		el, err := c.next()
 		if err != nil {
 			return err
 		}

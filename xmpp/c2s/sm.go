@@ -87,6 +87,8 @@ func (c *conn) handleSM(el *stream.Element) error {
 			return nil
 		}
 		s.sm.enabled = true
+		// XEP-0198 counts what the client sends from <enable/> on; stanzas it sent before are not counted.
+		c.hIn.Store(0)
 		s.sm.resumable = e.Resume == "true" || e.Resume == "1"
 		resp := "<enabled xmlns='" + nsSM + "'"
 		if s.sm.resumable {

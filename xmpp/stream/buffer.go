@@ -63,3 +63,34 @@ func (r *Reader) release() {
 		r.small = r.buf
 	}
 }
+
+// Park gives the read buffer back to a pool when nothing is buffered, so that a session waiting for its client
+// holds no buffer at all; the next read takes one again. Call it between elements, before waiting for the source
+// to become readable (the element Next returned last becomes invalid). With bytes of an unfinished element
+// buffered it keeps them, and the buffer.
+func (r *Reader) Park() {
+	r.discard()
+	if r.start != r.end || r.buf == nil {
+		return
+	}
+	r.base += int64(r.end)
+	r.start, r.pos, r.end = 0, 0, 0
+	r.release()
+	if r.small != nil && pooled(len(r.small)) {
+		b := r.small
+		putBuf(&b)
+	}
+	r.buf, r.small = nil, nil
+}
+
+// pooled reports whether buffers of n bytes go to the pools: those hold powers of two only.
+func pooled(n int) bool { return n > 0 && n&(n-1) == 0 }
+
+// unpark gives a parked Reader its small buffer back.
+func (r *Reader) unpark() {
+	if pooled(r.idle) {
+		r.buf = *getBuf(r.idle)
+	} else {
+		r.buf = make([]byte, r.idle)
+	}
+}

@@ -136,7 +136,7 @@ func NewReader(src io.Reader, lim Limits) *Reader {
 	if r.idle <= 0 {
 		r.idle = DefaultBuffer
 	}
-	r.buf = make([]byte, r.idle)
+	// No buffer yet: the first read takes one from the pool (see Park).
 	r.st = stProlog
 	r.declOK = true
 	return r
@@ -292,6 +292,9 @@ func (r *Reader) fill() error {
 	}
 	if r.start == r.end {
 		r.trim()
+	}
+	if r.buf == nil {
+		r.unpark()
 	}
 	switch {
 	case len(r.buf) > r.idle && r.end-r.start <= r.idle/2:

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package c2s
+
+import (
+	"net"
+	"syscall"
+)
+
+// parkable returns nil off Linux: sessions read as usual (see conn.next).
+func parkable(net.Conn) syscall.RawConn { return nil }
+
+func waitReadable(syscall.RawConn) error { return nil }
