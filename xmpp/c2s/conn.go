@@ -58,7 +58,6 @@ type conn struct {
 
 	rd      *stream.Reader
 	raw     syscall.RawConn // the TCP socket, for waiting without reading (nil: read as usual)
-	woken   bool            // the loop was parked and the socket has become readable
 	tlsConn *tls.Conn
 	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
 	// trusted TLS-terminating proxy): no STARTTLS, no channel binding.
@@ -136,38 +135,41 @@ func (c *conn) gone() {
 var errParked = errors.New("c2s: parked")
 
 // Parking. A goroutine blocked in a TLS read keeps the stack it grew while it negotiated TLS, SASL and handled
-// stanzas (8 KiB or more), and the read buffer it reads into: most of an idle session's memory. So when a bound
-// session's client has nothing more buffered, the loop does not block in Read. It checks that TLS holds no
-// complete record (a read with a deadline in the past), gives the scanner's buffer back (stream.Reader.Park),
-// and hands the wait to a new goroutine, whose stack is small, that waits for the socket to become readable
-// without reading (MSG_PEEK) and then runs the loop; the old goroutine returns. A connection that cannot be
-// waited on that way (WebSocket) reads as before.
+// stanzas (8 KiB or more), and the read buffer it reads into: most of an idle session's memory. So a bound
+// session's read waits at most parkAfter for the client; when that passes with nothing buffered, the loop gives
+// the scanner's buffer back (stream.Reader.Park) and hands the wait to a new goroutine, whose stack is small,
+// that waits for the socket to become readable without reading (MSG_PEEK) and then runs the loop; the old
+// goroutine returns. A busy session never parks. A TLS read that times out keeps what it has of a record, so
+// nothing is lost, and TLS holds no complete record then (it would have returned it). A connection that cannot
+// be waited on that way (WebSocket) reads as before.
+
+// parkAfter is how long a session's reader waits for its client before parking.
+const parkAfter = time.Second
 
 // next returns the next element from the client, or errParked.
 func (c *conn) next() (*stream.Element, error) {
-	if c.raw == nil || c.rd.Buffered() > 0 || c.woken {
-		// Woken: the socket is readable, and only a real read sees what made it so (data, or the end of the
-		// stream: a read past its deadline would not look, and the loop would park again at once).
-		c.woken = false
+	if c.raw == nil {
 		return c.rd.Next()
 	}
-	c.nc.SetReadDeadline(longAgo)
+	if c.rd.Buffered() == 0 {
+		c.nc.SetReadDeadline(time.Now().Add(parkAfter))
+	} // else the deadline of an earlier call may pass while the rest of this element arrives: handled below
 	el, err := c.rd.Next()
-	c.nc.SetReadDeadline(time.Time{})
 	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return el, err
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if c.rd.Buffered() > 0 {
+		return c.rd.Next() // part of an element came: the rest is on its way
 	}
 	c.rd.Park()
 	go c.unpark()
 	return nil, errParked
 }
 
-var longAgo = time.Unix(1, 0)
-
 // unpark waits for the client to send more and goes on with the stanza loop.
 func (c *conn) unpark() {
 	waitReadable(c.raw) // an error shows at the next read
-	c.woken = true
 	err := c.loop()
 	if err == errParked {
 		return
