@@ -14,8 +14,12 @@ func (s *Store) Value(ctx context.Context, owner, key string) ([]byte, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
+	st, err := s.prepared(ctx, "SELECT value FROM kv WHERE owner = ? AND key = ?")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: value %q of %q: %w", key, owner, err)
+	}
 	var v []byte
-	err := s.r.QueryRowContext(ctx, "SELECT value FROM kv WHERE owner = ? AND key = ?", owner, key).Scan(&v)
+	err = st.QueryRowContext(ctx, owner, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: value %q of %q: %w", key, owner, storage.ErrNotFound)
 	}

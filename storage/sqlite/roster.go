@@ -34,13 +34,20 @@ func (s *Store) Roster(ctx context.Context, owner string) ([]storage.RosterItem,
 		return nil, 0, fmt.Errorf("sqlite: roster: %w", err)
 	}
 	defer tx.Rollback()
+	verQ, err := s.prepared(ctx, "SELECT version FROM roster_versions WHERE owner = ?")
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: roster: %w", err)
+	}
+	itemsQ, err := s.prepared(ctx, "SELECT "+rosterColumns+" FROM roster_items WHERE owner = ? ORDER BY contact")
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: roster: %w", err)
+	}
 	var ver int64
-	err = tx.QueryRowContext(ctx, "SELECT version FROM roster_versions WHERE owner = ?", owner).Scan(&ver)
+	err = tx.StmtContext(ctx, verQ).QueryRowContext(ctx, owner).Scan(&ver)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, fmt.Errorf("sqlite: roster: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT "+rosterColumns+" FROM roster_items WHERE owner = ? ORDER BY contact",
-		owner)
+	rows, err := tx.StmtContext(ctx, itemsQ).QueryContext(ctx, owner)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: roster: %w", err)
 	}
@@ -64,8 +71,11 @@ func (s *Store) RosterItem(ctx context.Context, owner, contact string) (storage.
 	if s.closed.Load() {
 		return storage.RosterItem{}, errClosed
 	}
-	it, err := scanRosterItem(s.r.QueryRowContext(ctx, "SELECT "+rosterColumns+
-		" FROM roster_items WHERE owner = ? AND contact = ?", owner, contact))
+	st, err := s.prepared(ctx, "SELECT "+rosterColumns+" FROM roster_items WHERE owner = ? AND contact = ?")
+	if err != nil {
+		return storage.RosterItem{}, fmt.Errorf("sqlite: roster item: %w", err)
+	}
+	it, err := scanRosterItem(st.QueryRowContext(ctx, owner, contact))
 	if errors.Is(err, sql.ErrNoRows) {
 		return it, fmt.Errorf("sqlite: roster item %q of %q: %w", contact, owner, storage.ErrNotFound)
 	}

@@ -52,9 +52,13 @@ func (s *Store) Credentials(ctx context.Context, user string) ([]storage.ScramCr
 	}
 	// One statement answers both "does the account exist" and "what are its credentials": an account without
 	// credentials is one row of NULLs.
-	rows, err := s.r.QueryContext(ctx, `SELECT c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key
+	st, err := s.prepared(ctx, `SELECT c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key
 		FROM users u LEFT JOIN user_credentials c ON c.username = u.username
-		WHERE u.username = ? ORDER BY c.position`, user)
+		WHERE u.username = ? ORDER BY c.position`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: credentials: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, user)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: credentials: %w", err)
 	}
