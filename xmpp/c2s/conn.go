@@ -117,6 +117,10 @@ func (c *conn) serve() {
 		c.nc.SetDeadline(time.Time{})
 		c.startKeepalive()
 		c.raw = parkable(c.nc)
+		room := sendRoom(c.raw)
+		c.out.mu.Lock()
+		c.out.room = room
+		c.out.mu.Unlock()
 		if err = c.loop(); err == errParked {
 			return // the loop goes on in unpark
 		}

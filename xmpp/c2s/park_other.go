@@ -11,3 +11,10 @@ import (
 func parkable(net.Conn) syscall.RawConn { return nil }
 
 func waitReadable(syscall.RawConn) error { return nil }
+
+func sendRoom(syscall.RawConn) *roomCheck { return nil }
+
+type roomCheck struct{}
+
+func (*roomCheck) wrote(int)     {}
+func (*roomCheck) fits(int) bool { return false }
