@@ -609,7 +609,5 @@ func (m *Module) destroy(ctx context.Context, r *room, alt, reason, password str
 		r.stored = false
 	}
 	r.persistMu.Unlock()
-	if err := m.archive.DeleteOwner(ctx, r.str); err != nil {
-		m.log.Warn("deleting room archive", "room", r.str, "err", err)
-	}
+	m.deleteArchive(ctx, r.str, "deleting room archive")
 }

@@ -31,6 +31,10 @@ type Config struct {
 	// ArchiveRetention is how long room messages stay in the archive (MAM). Default 720h (30 days); a
 	// negative value keeps them forever.
 	ArchiveRetention time.Duration `yaml:"archive_retention"`
+	// Archive keeps room messages in the room's archive (MAM, XEP-0313, with XEP-0359 stanza ids), durably
+	// before they are delivered. Default true. false: no room archive; history on join is kept in memory only
+	// (lost at a restart) and rooms do not advertise MAM.
+	Archive *bool `yaml:"archive"`
 	// Create says who may create rooms: "local" (accounts of this server, the default), "anyone", or
 	// "admins" (only the JIDs in Admins).
 	Create string `yaml:"create"`

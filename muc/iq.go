@@ -163,7 +163,7 @@ func (m *Module) roomIQ(ctx context.Context, s *stanza.Stanza) {
 	switch {
 	case s.Type == "get" && ns == NSDiscoInfo && local == "query":
 		r.mu.Lock()
-		b := r.discoInfo()
+		b := r.discoInfo(m.archive != nil)
 		r.mu.Unlock()
 		m.reply(ctx, s, b, nil)
 	case s.Type == "get" && ns == NSDiscoItems && local == "query":
@@ -197,7 +197,7 @@ func (m *Module) roomIQ(ctx context.Context, s *stanza.Stanza) {
 		m.reply(ctx, s, b, e)
 	case ns == NSAdmin && local == "query" && s.Type == "set":
 		m.reply(ctx, s, nil, m.adminSet(ctx, r, s.From, payload))
-	case ns == mam.NS && local == "query":
+	case ns == mam.NS && local == "query" && m.archive != nil:
 		m.mamQuery(ctx, r, s, payload)
 	case s.Type == "get" && ns == NSPing && local == "ping":
 		m.reply(ctx, s, nil, nil)
@@ -207,7 +207,7 @@ func (m *Module) roomIQ(ctx context.Context, s *stanza.Stanza) {
 }
 
 // discoInfo describes a room (XEP-0045 6.4) under r.mu.
-func (r *room) discoInfo() []byte {
+func (r *room) discoInfo(archived bool) []byte {
 	c := r.cfg
 	name := c.Name
 	if name == "" {
@@ -222,7 +222,11 @@ func (r *room) discoInfo() []byte {
 		}
 		return no
 	}
-	for _, f := range []string{NS, NSDiscoInfo, NSStableID, NSSelfPing, mam.NS, mam.NSExtended, NSSID, NSConference,
+	mamNS, mamExt, sid := mam.NS, mam.NSExtended, NSSID
+	if !archived {
+		mamNS, mamExt, sid = "", "", ""
+	}
+	for _, f := range []string{NS, NSDiscoInfo, NSStableID, NSSelfPing, mamNS, mamExt, sid, NSConference,
 		pick(c.Persistent, "muc_persistent", "muc_temporary"),
 		pick(c.Public, "muc_public", "muc_hidden"),
 		pick(c.MembersOnly, "muc_membersonly", "muc_open"),
@@ -230,6 +234,9 @@ func (r *room) discoInfo() []byte {
 		pick(c.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
 		pick(c.Password != "", "muc_passwordprotected", "muc_unsecured"),
 	} {
+		if f == "" {
+			continue
+		}
 		b = appendFeature(b, f)
 	}
 	f := newForm(b, "result", NSRoomInfo).

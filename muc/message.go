@@ -90,9 +90,10 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
 		return
 	}
 
-	archive := (body || store) && !noStore && !subjectChange
+	archive := (body || store) && !noStore && !subjectChange // kept: in history, and in the archive if on
+	durable := archive && m.archive != nil
 	id := ""
-	if archive {
+	if durable {
 		id = newID()
 		payload = append(payload, "<stanza-id xmlns='"+NSSID+"'"...)
 		payload = appendAttr(payload, "id", id)
@@ -103,7 +104,7 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
 	// (muc#stable_id).
 	msg := build(stanza.Message, "groupchat", s.ID, from, s.Lang, payload)
 	now := m.now()
-	if archive {
+	if durable {
 		if origin == "" {
 			origin = s.ID
 		}

@@ -64,6 +64,9 @@ type Module struct {
 
 // New returns the MUC service. rooms keeps persistent rooms, archive (store.Archive("muc")) room messages.
 func New(cfg Config, rooms storage.Rooms, archive storage.Archive) *Module {
+	if cfg.Archive != nil && !*cfg.Archive {
+		archive = nil // every use of m.archive checks for nil
+	}
 	m := &Module{cfg: cfg, rooms: rooms, archive: archive, admins: make(map[string]bool),
 		live: make(map[string]*room), sessions: make(map[string]map[*room]bool),
 		pending: make(map[string]pendingIQ), now: time.Now, log: slog.Default()}
@@ -181,7 +184,7 @@ func (m *Module) lookup(ctx context.Context, j jid.JID) (*room, error) {
 		r.affs[a.JID] = a
 	}
 	// History on join survives a restart: the newest archived messages fill the in-memory history.
-	if n := cfg.HistoryLength; n > 0 {
+	if n := cfg.HistoryLength; n > 0 && m.archive != nil {
 		items, _, err := m.archive.Query(ctx, r.str, storage.ArchiveQuery{Last: true, Limit: n})
 		if err != nil {
 			m.log.Warn("loading room history", "room", r.str, "err", err)
@@ -344,3 +347,14 @@ func (m *Module) maybeExpire() {
 
 var _ module.Module = (*Module)(nil)
 var _ module.ServiceHandler = (*Module)(nil)
+
+// deleteArchive deletes a room's archived messages, when rooms are archived; why is the log message of a
+// failure.
+func (m *Module) deleteArchive(ctx context.Context, room, why string) {
+	if m.archive == nil {
+		return
+	}
+	if err := m.archive.DeleteOwner(ctx, room); err != nil {
+		m.log.Warn(why, "room", room, "err", err)
+	}
+}

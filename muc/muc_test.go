@@ -650,3 +650,26 @@ type fakeSession struct {
 }
 
 func (f fakeSession) JID() jid.JID { return f.j }
+
+// With muc.archive false, rooms keep no archive: no stanza-id, nothing stored, MAM neither advertised nor
+// answered; history on join still works from memory.
+func TestArchiveOff(t *testing.T) {
+	off := false
+	e := newEnv(t, Config{Archive: &off})
+	e.createRoom(alice, "Alice", nil)
+	e.in("<message type='groupchat' id='m1' from='" + alice + "' to='" + roomJ + "'><body>unarchived</body></message>")
+	if s := e.expect(alice, "unarchived"); strings.Contains(s, "stanza-id") {
+		t.Errorf("stanza-id without an archive: %s", s)
+	}
+	if n, _ := e.arch.Count(t.Context(), roomJ, storage.ArchiveQuery{}); n != 0 {
+		t.Errorf("archive holds %d items with muc.archive false", n)
+	}
+	e.join(bob, "Bob")
+	e.expect(bob, "unarchived", "<delay")
+	e.in("<iq type='get' id='d1' from='" + bob + "' to='" + roomJ + "'><query xmlns='" + NSDiscoInfo + "'/></iq>")
+	if s := e.expect(bob, "id='d1'", "type='result'"); strings.Contains(s, "urn:xmpp:mam") || strings.Contains(s, "var=''") {
+		t.Errorf("disco info advertises MAM (or an empty feature) without an archive: %s", s)
+	}
+	e.in("<iq type='set' id='q1' from='" + bob + "' to='" + roomJ + "'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	e.expect(bob, "id='q1'", "type='error'", "service-unavailable")
+}

@@ -243,9 +243,7 @@ func (m *Module) available(ctx context.Context, p *stanza.Stanza) {
 			if r = m.install(nr); r == nr {
 				created = true
 				// A temporary room of the same name may have left messages behind (a crash): not this room's.
-				if err := m.archive.DeleteOwner(ctx, nr.str); err != nil {
-					m.log.Warn("clearing archive of a new room", "room", nr.str, "err", err)
-				}
+				m.deleteArchive(ctx, nr.str, "clearing archive of a new room")
 			}
 		}
 		r.mu.Lock()
@@ -480,9 +478,7 @@ func (m *Module) leave(ctx context.Context, r *room, from jid.JID, full string, 
 		m.drop(r)
 		m.persist(ctx, r)
 		// A temporary room's messages go with it.
-		if err := m.archive.DeleteOwner(ctx, r.str); err != nil {
-			m.log.Warn("deleting the archive of a temporary room", "room", r.str, "err", err)
-		}
+		m.deleteArchive(ctx, r.str, "deleting the archive of a temporary room")
 	}
 }
 

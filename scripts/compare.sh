@@ -22,7 +22,7 @@
 #   SERVERS="ejabberd prosody parley parley-nomam"   OUT_DIR=docs/bench   KEEP_WORK=1 keeps the run directory
 #
 # parley runs with its defaults: every chat message goes to both users' archives (MAM, durable before the
-# server acknowledges). parley-nomam turns the archive off (archive.retention: 0), as the peers' stock
+# server acknowledges). parley-nomam turns the archives off (archive.retention: 0, muc.archive: false), as the peers' stock
 # configurations have no MAM: that pair is the like-for-like comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -155,7 +155,7 @@ register:
   open: true
   per_ip: -1
 YAML
-      if [ "$server" = parley-nomam ]; then printf 'archive:\n  retention: 0s\n' >> "$dir/parley.yaml"; fi
+      if [ "$server" = parley-nomam ]; then printf 'archive:\n  retention: 0s\nmuc:\n  archive: false\n' >> "$dir/parley.yaml"; fi
       # No PARLEY_* variable of the caller's may change the run.
       env -u PARLEY_CONFIG $(env | awk -F= '/^PARLEY_/ {print "-u " $1}') \
         "$work/bin/parley" serve -config "$dir/parley.yaml" -ready-file "$dir/ready.json" >"$dir/console.log" 2>&1 &
