@@ -20,6 +20,11 @@
 #   PROFILE=1            Parley: CPU profiles of chat and muc, a heap profile of the idle sessions (pprof),
 #                        kept in $OUT_DIR/profiles with the figures
 #   SERVERS="ejabberd prosody parley parley-nomam"   OUT_DIR=docs/bench   KEEP_WORK=1 keeps the run directory
+#   SCENARIOS="connect chat sweep muc offline"   SOURCES=127.0.0.1,127.0.0.2 (generator source addresses)
+#
+# The scale run of the performance issue (19,000 TLS sessions held 60 s) is the connect scenario alone:
+#   SERVERS=parley SCENARIOS=connect SESSIONS=19000 CONNECT_RATE=150 SOURCES=127.0.0.1,127.0.0.2 \
+#     OUT_DIR=docs/bench/scale scripts/compare.sh
 #
 # parley runs with its defaults: every chat message goes to both users' archives (MAM, durable before the
 # server acknowledges). parley-nomam turns the archives off (archive.retention: 0, muc.archive: false), as the peers' stock
@@ -48,6 +53,9 @@ CONNECT_HOLD=${CONNECT_HOLD:-60}
 SWEEP_RATES=${SWEEP_RATES:-3000 6000 9000 12000}
 SWEEP_DURATION=${SWEEP_DURATION:-10}
 PROFILE=${PROFILE:-1}
+SCENARIOS=${SCENARIOS:-connect chat sweep muc offline}
+SOURCES=${SOURCES:-}
+want() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 OUT_DIR=${OUT_DIR:-docs/bench}
 
 log() { echo "compare.sh: $*" >&2; }
@@ -110,6 +118,10 @@ wait_port() {
 # ready yet), and the server is then skipped.
 start_server() {
   local server=$1 dir=$2
+  if (exec 3<>"/dev/tcp/127.0.0.1/$(port_of "$server")") 2>/dev/null; then
+    log "$server: port $(port_of "$server") is already taken by another process; not measuring that"
+    return 1
+  fi
   case $server in
     prosody|ejabberd)
       started+=("$server $dir")
@@ -202,6 +214,7 @@ for server in $SERVERS; do
   ran+=("$server")
   port=$(port_of "$server")
   common=(-server "127.0.0.1:$port" -domain localhost $tls_flag -mech "$MECH" -label "$server" -server-pid "$pid")
+  [ -n "$SOURCES" ] && common+=(-sources "$SOURCES")
   log "$server: registering $accounts accounts (XEP-0077)"
   # Every generator run is bounded (timeout) so that a server that hangs cannot stall an unattended run.
   timeout 600 "$bench" register "${common[@]}" -users "$accounts" -register-workers 8 >&2 || log "$server: registration had failures"
@@ -228,12 +241,17 @@ for server in $SERVERS; do
     (sleep "$delay"; curl -sf -o "$OUT_DIR/profiles/$server-$kind.pprof" "$url" || log "$server: no $kind profile") &
   }
   ramp=$(( (SESSIONS + CONNECT_RATE - 1) / CONNECT_RATE ))
-  profile connect-heap $((ramp + 4 + CONNECT_HOLD - 5)) 0
-  run_scenario connect -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s
+  if want connect; then
+    profile connect-heap $((ramp + 4 + CONNECT_HOLD - 5)) 0
+    run_scenario connect -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s
+  fi
   login=$(( (CHAT_USERS + 199) / 200 + 2 ))
-  profile chat-cpu "$login" $((DURATION - 2))
-  run_scenario chat -users "$CHAT_USERS" -rate "$RATE" -duration "${DURATION}s"
-  for rate in $SWEEP_RATES; do
+  if want chat; then
+    profile chat-cpu "$login" $((DURATION - 2))
+    run_scenario chat -users "$CHAT_USERS" -rate "$RATE" -duration "${DURATION}s"
+  fi
+  want sweep || SWEEP_RATES_RUN=""
+  for rate in ${SWEEP_RATES_RUN-$SWEEP_RATES}; do
     log "$server: chat sweep at $rate msg/s"
     timeout 600 "$bench" chat -sweep "${common[@]}" -json "$work/results/$server-sweep-$rate.json" -users "$CHAT_USERS" \
       -rate "$rate" -duration "${SWEEP_DURATION}s" >"$work/results/$server-sweep-$rate.txt" 2>&1 ||
@@ -241,9 +259,11 @@ for server in $SERVERS; do
     grep -E 'delivered|lost |e2e|server_cpu_s_per' "$work/results/$server-sweep-$rate.txt" >&2 || true
     sleep 2
   done
-  profile muc-cpu $(( (MUC_OCCUPANTS + 199) / 200 + 3 )) $((DURATION - 2))
-  run_scenario muc -occupants "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rate "$MUC_RATE" -duration "${DURATION}s"
-  run_scenario offline -first-user "$offline_first" -messages "$OFFLINE_MESSAGES" -users "$OFFLINE_USERS" \
+  if want muc; then
+    profile muc-cpu $(( (MUC_OCCUPANTS + 199) / 200 + 3 )) $((DURATION - 2))
+    run_scenario muc -occupants "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rate "$MUC_RATE" -duration "${DURATION}s"
+  fi
+  want offline && run_scenario offline -first-user "$offline_first" -messages "$OFFLINE_MESSAGES" -users "$OFFLINE_USERS" \
     -senders "$OFFLINE_SENDERS" -rate "$OFFLINE_RATE" -drain 30s -settle 2s
   stop_server "$server" "$dir"
 done
