@@ -85,11 +85,23 @@ log "ulimit -n $(ulimit -n)"
 go build -o "$work/bin/parley-bench" ./cmd/parley-bench
 bench="$work/bin/parley-bench"
 
-if ! command -v gnuplot >/dev/null; then
+# What a fresh machine lacks: the peers under test (Debian packages; their system services are not used) and
+# gnuplot for the charts.
+need=()
+for s in $SERVERS; do
+  case $s in
+    prosody) command -v prosody >/dev/null || need+=(prosody) ;;
+    ejabberd) command -v ejabberdctl >/dev/null || need+=(ejabberd) ;;
+  esac
+done
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing gnuplot-nox for the charts"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 ||
-      { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1; } || true
+    log "installing ${need[*]} (Debian packages)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >/dev/null 2>&1 ||
+      log "could not install ${need[*]}; servers without their package are skipped"
+  else
+    log "missing ${need[*]}: install them (apt-get install ${need[*]}); servers without their package are skipped"
   fi
 fi
 
