@@ -20,7 +20,7 @@
 #   PROFILE=1            Parley: CPU profiles of chat and muc, a heap profile of the idle sessions (pprof),
 #                        kept in $OUT_DIR/profiles with the figures
 #   SERVERS="ejabberd prosody parley parley-nomam"   OUT_DIR=docs/bench   KEEP_WORK=1 keeps the run directory
-#   SCENARIOS="connect chat sweep muc offline"   SOURCES=127.0.0.1,127.0.0.2 (generator source addresses)
+#   SCENARIOS="connect connect-plain chat sweep muc offline"   SOURCES=127.0.0.1,127.0.0.2 (generator source addresses)
 #
 # The scale run of the performance issue (19,000 TLS sessions held 60 s) is the connect scenario alone:
 #   SERVERS=parley SCENARIOS=connect SESSIONS=19000 CONNECT_RATE=150 SOURCES=127.0.0.1,127.0.0.2 \
@@ -53,7 +53,7 @@ CONNECT_HOLD=${CONNECT_HOLD:-60}
 SWEEP_RATES=${SWEEP_RATES:-3000 6000 9000 12000}
 SWEEP_DURATION=${SWEEP_DURATION:-10}
 PROFILE=${PROFILE:-1}
-SCENARIOS=${SCENARIOS:-connect chat sweep muc offline}
+SCENARIOS=${SCENARIOS:-connect connect-plain chat sweep muc offline}
 SOURCES=${SOURCES:-}
 want() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 OUT_DIR=${OUT_DIR:-docs/bench}
@@ -172,6 +172,7 @@ auth:
   scram_iterations: 4096
 # As for the peers: no per-IP limits or byte-rate shaping, 256 KiB stanzas, open in-band registration.
 c2s:
+  allow_plaintext: true # for connect-plain; with TLS=1 the generator negotiates STARTTLS all the same
   max_stanza: 262144
   max_conns_per_ip: -1
   rate_bytes: -1
@@ -256,6 +257,17 @@ for server in $SERVERS; do
   if want connect; then
     profile connect-heap $((ramp + 4 + CONNECT_HOLD - 5)) 0
     run_scenario connect -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s
+  fi
+  if want connect-plain; then
+    # The same without TLS (plaintext c2s on loopback), reported as connect-plain.
+    plain=()
+    for a in "${common[@]}"; do [ "$a" != -tls ] && plain+=("$a"); done
+    log "$server: connect without TLS"
+    timeout 600 "$bench" connect "${plain[@]}" -as connect-plain -json "$work/results/$server-connect-plain.json" \
+      -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s \
+      >"$work/results/$server-connect-plain.txt" 2>&1 || log "$server: connect without TLS reported failures"
+    grep -E 'sessions_ok|per_session|per_idle' "$work/results/$server-connect-plain.txt" >&2 || true
+    sleep 2
   fi
   login=$(( (CHAT_USERS + 199) / 200 + 2 ))
   if want chat; then

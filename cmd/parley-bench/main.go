@@ -37,6 +37,7 @@ type options struct {
 	jsonPath                         string
 	label                            string
 	sweep                            bool
+	as                               string
 	serverPID                        int
 	serverProcName                   string
 	loginTimeout                     time.Duration
@@ -96,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.register, "register", false, "create the accounts with XEP-0077 in-band registration first (existing accounts are fine)")
 	fs.IntVar(&o.registerWorkers, "register-workers", 16, "parallel registrations")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the result as JSON to this file (- for stdout; the table then goes to stderr)")
+	fs.StringVar(&o.as, "as", "", "report the result under this scenario name (e.g. connect-plain for a connect run without TLS)")
 	fs.BoolVar(&o.sweep, "sweep", false, "chat: a step of a rate sweep (reported as scenario chat-sweep, one row per rate)")
 	fs.StringVar(&o.label, "label", "", "name of the server under test, carried into the result (e.g. prosody)")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the server, for RSS and CPU from /proc (its descendants count too)")
@@ -194,6 +196,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	r := &result{Scenario: scenario, Label: o.label, Server: o.server, Started: time.Now(), Params: o.params(scenario)}
 	if o.sweep && scenario == "chat" {
 		r.Scenario = "chat-sweep"
+	}
+	if o.as != "" {
+		r.Scenario = o.as
 	}
 	switch scenario {
 	case "connect":

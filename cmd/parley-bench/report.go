@@ -31,11 +31,13 @@ type storedResult struct {
 
 // scenarioOrder and the rows of each scenario's table in compare.md: the figures worth comparing; every
 // other figure is in the JSON.
-var scenarioOrder = []string{"connect", "chat", "muc", "offline"}
+var scenarioOrder = []string{"connect", "connect-plain", "chat", "muc", "offline"}
 
 var reportRows = map[string][]string{
 	"connect": {"sessions_ok", "sessions_failed", "sessions_dropped", "ramp_rate", "login.p50", "login.p90", "login.p99", "login.max",
 		"server_rss_per_session_kb", "server_rss_per_idle_session_kb", "server_cpu_ms_per_login", "generator_cpu_ramp_s", "generator_rss_per_session_kb"},
+	"connect-plain": {"sessions_ok", "sessions_failed", "sessions_dropped", "ramp_rate", "login.p50", "login.p99",
+		"server_rss_per_session_kb", "server_rss_per_idle_session_kb", "server_cpu_ms_per_login"},
 	"chat": {"users_ok", "sent", "delivered", "lost", "send_rate", "throughput", "e2e.p50", "e2e.p90", "e2e.p99", "e2e.max",
 		"server_cpu_s_per_1000_msgs", "generator_cpu_s_per_1000_msgs", "pacer_max_lag_ms"},
 	"muc": {"occupants_joined", "sent", "deliveries", "lost", "fanout_rate", "e2e.p50", "e2e.p90", "e2e.p99", "e2e.max",
