@@ -37,10 +37,13 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return
 // close tag, anything else passes unchanged. Write takes the server's stream (coalesced or split arbitrarily)
 // and sends one text message per top-level element. Deadlines work as on a TCP connection: a read that times
 // out can be retried. Close sends a close frame with status 1000.
+//
+// The WebSocket library is always given context.Background(): a context that can end costs the library a
+// context.AfterFunc per frame read or written. Close ends the library's connection instead, and the write
+// deadline is set on the socket (batchConn), once per Write.
 type Conn struct {
 	ws     *websocket.Conn
-	ctx    context.Context
-	cancel context.CancelFunc
+	nc     *batchConn // under ws
 	local  net.Addr
 	remote net.Addr
 	log    *slog.Logger
@@ -71,10 +74,9 @@ type Conn struct {
 	timer    *time.Timer
 }
 
-func newConn(ws *websocket.Conn, local, remote net.Addr, cfg Config, log *slog.Logger) *Conn {
-	ctx, cancel := context.WithCancel(context.Background())
+func newConn(ws *websocket.Conn, nc *batchConn, local, remote net.Addr, cfg Config, log *slog.Logger) *Conn {
 	c := &Conn{
-		ws: ws, ctx: ctx, cancel: cancel, local: local, remote: remote, log: log,
+		ws: ws, nc: nc, local: local, remote: remote, log: log,
 		pingInterval: cfg.PingInterval, idleTimeout: cfg.IdleTimeout,
 		data:     make(chan []byte),
 		consumed: make(chan struct{}, 1),
@@ -115,7 +117,7 @@ func (c *Conn) pump() {
 		close(c.pumpDone)
 	}()
 	for {
-		typ, r, rerr := c.ws.Reader(c.ctx)
+		typ, r, rerr := c.ws.Reader(context.Background())
 		if rerr != nil {
 			err = c.readError(rerr)
 			return
@@ -296,25 +298,29 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.isClosed() {
 		return 0, net.ErrClosed
 	}
-	ctx := c.ctx
-	if dl := c.wdl.Load(); dl != 0 {
-		t := time.Unix(0, dl)
-		if !time.Now().Before(t) {
+	var dl time.Time
+	if d := c.wdl.Load(); d != 0 {
+		dl = time.Unix(0, d)
+		if !time.Now().Before(dl) {
 			return 0, os.ErrDeadlineExceeded
 		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, t)
-		defer cancel()
 	}
+	// One network write for all the messages of p (see batchConn).
+	c.nc.begin(dl)
 	err := c.split.write(p, func(msg []byte) error {
-		return c.ws.Write(ctx, websocket.MessageText, msg)
+		return c.ws.Write(context.Background(), websocket.MessageText, msg)
 	})
+	if ferr := c.nc.end(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, errOutput):
 			c.log.Error("server output not framed; closing", "err", err)
 			c.closeWith(websocket.StatusInternalError, "", err)
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Part of a message may have been sent: the stream cannot go on, so the socket is closed now.
+			c.nc.Close()
 			err = os.ErrDeadlineExceeded
 		case c.isClosed():
 			err = net.ErrClosed
@@ -347,7 +353,6 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, cause error) 
 		go func() {
 			// The handshake waits at most a few seconds for the client's close frame.
 			c.ws.Close(code, reason)
-			c.cancel()
 		}()
 	})
 }
@@ -367,7 +372,7 @@ func (c *Conn) keepalive() {
 		c.closeWith(websocket.StatusGoingAway, "idle timeout", ErrIdle)
 		return
 	case idle >= c.pingInterval:
-		ctx, cancel := context.WithTimeout(c.ctx, c.pingInterval)
+		ctx, cancel := context.WithTimeout(context.Background(), c.pingInterval)
 		err := c.ws.Ping(ctx)
 		cancel()
 		if err == nil {
@@ -392,8 +397,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline bounds later Writes. As with the WebSocket library underneath, a write that times out
-// closes the connection (a TCP write that timed out leaves the stream in an unknown state too).
+// SetWriteDeadline bounds later Writes' network writes. A write that times out closes the connection (a TCP
+// write that timed out leaves the stream in an unknown state too). Waiting for a control frame that another
+// goroutine is writing is bounded by the library's own timeout for those (5 s), not by the deadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		c.wdl.Store(0)

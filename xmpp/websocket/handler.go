@@ -116,7 +116,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c *Conn
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	rw := &batchResponse{ResponseWriter: w}
+	ws, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{Subprotocol},
 		InsecureSkipVerify: true, // checked above
 		CompressionMode:    websocket.CompressionDisabled,
@@ -145,7 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a, err := netip.ParseAddr(ip); err == nil && ip != hostOf(r.RemoteAddr) {
 		remote = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
 	}
-	c = newConn(ws, local, remote, h.cfg, h.log.With("remote", ip))
+	c = newConn(ws, rw.conn, local, remote, h.cfg, h.log.With("remote", ip))
 	h.Stats.Upgrades.Add(1)
 	h.Stats.Open.Add(1)
 	c.onClose = func() { h.Stats.Open.Add(-1) }
