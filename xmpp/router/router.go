@@ -27,11 +27,10 @@ type AccountExists func(ctx context.Context, bare jid.JID) bool
 
 // Router routes stanzas for one domain.
 type Router struct {
-	domain    jid.JID
-	domainStr string
-	reg       *module.Registry
-	log       *slog.Logger
-	exists    AccountExists
+	domain jid.JID
+	reg    *module.Registry
+	log    *slog.Logger
+	exists AccountExists
 
 	seed        maphash.Seed
 	shards      [shards]shard
@@ -58,7 +57,7 @@ type shard struct {
 
 // New returns a router for domain. exists may be nil (every account is taken to exist).
 func New(domain jid.JID, reg *module.Registry, exists AccountExists, log *slog.Logger) *Router {
-	r := &Router{domain: domain, domainStr: domain.String(), reg: reg, log: log, exists: exists, seed: maphash.MakeSeed()}
+	r := &Router{domain: domain.Domain(), reg: reg, log: log, exists: exists, seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		r.shards[i].accounts = make(map[string][]module.Session)
 	}
@@ -136,15 +135,27 @@ func (r *Router) Unbind(s module.Session) {
 
 // Sessions returns the bound sessions of an account. The slice must not be modified.
 func (r *Router) Sessions(bare jid.JID) []module.Session {
-	return r.sessions(bare.String())
-}
-
-func (r *Router) sessions(bare string) []module.Session {
-	sh := r.shard(bare)
+	// The key is built in a stack buffer and looked up as bytes: bare.String() allocates for JIDs longer than 32
+	// bytes, on every message.
+	var buf [128]byte
+	key := appendKey(buf[:0], bare)
+	sh := &r.shards[maphash.Bytes(r.seed, key)%shards]
 	sh.mu.RLock()
-	ss := sh.accounts[bare]
+	ss := sh.accounts[string(key)]
 	sh.mu.RUnlock()
 	return ss
+}
+
+// appendKey appends j as jid.JID.String spells it, the session table's key.
+func appendKey(b []byte, j jid.JID) []byte {
+	if l := j.Localpart(); l != "" {
+		b = append(append(b, l...), '@')
+	}
+	b = append(b, j.Domainpart()...)
+	if res := j.Resourcepart(); res != "" {
+		b = append(append(b, '/'), res...)
+	}
+	return b
 }
 
 // Session returns the session bound to a full JID, or nil.
@@ -157,8 +168,9 @@ func (r *Router) Session(full jid.JID) module.Session {
 	return nil
 }
 
-// IsLocal reports whether j's domain is this router's domain.
-func (r *Router) IsLocal(j jid.JID) bool { return j.Domainpart() == r.domainStr }
+// IsLocal reports whether j's domain is this router's domain. It compares JIDs rather than Domainpart strings,
+// which would allocate for domains longer than 32 bytes.
+func (r *Router) IsLocal(j jid.JID) bool { return j.Domain().Equal(r.domain) }
 
 // Notify runs the hooks registered for a session event.
 func (r *Router) Notify(ctx context.Context, ev module.SessionEvent, s module.Session) {
@@ -235,9 +247,17 @@ func (r *Router) send(sess module.Session, s *stanza.Stanza) {
 	}
 }
 
+// stages holds the Deliveries the Outbound and the Inbound stage see for a message a local session sends to a
+// local account, so that they cost one allocation, not two. Each message has its own: hooks may keep them.
+type stages struct{ out, in module.Delivery }
+
 func (r *Router) routeMessage(ctx context.Context, sender module.Session, s *stanza.Stanza) {
+	var in *module.Delivery
 	if sender != nil {
-		d := &module.Delivery{Stanza: s, Sender: sender, Owner: sender.JID().Bare()}
+		st := &stages{}
+		d := &st.out
+		in = &st.in
+		*d = module.Delivery{Stanza: s, Sender: sender, Owner: sender.JID().Bare()}
 		if r.runStage(ctx, module.Outbound, d) {
 			return
 		}
@@ -262,17 +282,26 @@ func (r *Router) routeMessage(ctx context.Context, sender module.Session, s *sta
 		}
 		return
 	}
-	r.deliverMessage(ctx, sender, to, s)
+	r.deliverMessage(ctx, sender, to, s, in)
 }
 
-// deliverMessage applies RFC 6121 section 8.5.2 (bare JID) and 8.5.3 (full JID) for a local account.
-func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to jid.JID, s *stanza.Stanza) {
+// deliverMessage applies RFC 6121 section 8.5.2 (bare JID) and 8.5.3 (full JID) for a local account. d, if not
+// nil, is the zero Delivery to fill for the Inbound or Undeliverable stage.
+func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to jid.JID, s *stanza.Stanza,
+	d *module.Delivery) {
+	if d == nil {
+		d = &module.Delivery{}
+	}
 	owner := to.Bare()
-	sessions := r.sessions(owner.String())
-	if res := to.Resourcepart(); res != "" {
-		for _, sess := range sessions {
-			if sess.JID().Resourcepart() == res {
-				d := &module.Delivery{Stanza: s, Sender: sender, Owner: owner, Targets: []module.Session{sess}}
+	sessions := r.Sessions(owner)
+	if !to.Equal(owner) { // a full JID
+		for i, sess := range sessions {
+			// Every session here has the owner's bare JID, so equal full JIDs mean the same resource. (Comparing
+			// Resourcepart strings would allocate for resources longer than 32 bytes.)
+			if sess.JID().Equal(to) {
+				// sessions is copy-on-write and never changed in place: a window of it, its capacity capped so an
+				// append copies, is the one target without an allocation.
+				*d = module.Delivery{Stanza: s, Sender: sender, Owner: owner, Targets: sessions[i : i+1 : i+1]}
 				if r.runStage(ctx, module.Inbound, d) {
 					return
 				}
@@ -298,7 +327,7 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 		return
 	}
 	targets := pickTargets(sessions, s.Type == "headline")
-	d := &module.Delivery{Stanza: s, Sender: sender, Owner: owner}
+	*d = module.Delivery{Stanza: s, Sender: sender, Owner: owner}
 	if len(targets) == 0 {
 		if s.Type == "headline" {
 			return
@@ -343,6 +372,19 @@ func pickTargets(sessions []module.Session, all bool) []module.Session {
 	}
 	if n == 0 {
 		return nil
+	}
+	// sessions is copy-on-write and never changed in place: when the targets are all of it (one session, or all
+	// at the same priority) or a single one, a window of it, its capacity capped so an append copies, is returned
+	// without an allocation.
+	if n == len(sessions) {
+		return sessions[:n:n]
+	}
+	if n == 1 {
+		for i, s := range sessions {
+			if s.Available() && s.Priority() >= 0 && (all || s.Priority() == best) {
+				return sessions[i : i+1 : i+1]
+			}
+		}
 	}
 	out := make([]module.Session, 0, n)
 	for _, s := range sessions {

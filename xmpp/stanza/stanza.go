@@ -227,11 +227,13 @@ func AppendEscape(dst []byte, s string) []byte {
 // Zero JIDs and empty strings are left out.
 func Build(k Kind, typ, id string, from, to jid.JID, inner []byte) []byte {
 	name := k.String()
-	b := make([]byte, 0, 64+len(inner))
+	fs, ts := from.String(), to.String()
+	// Room for the tags and the four attributes, so that only escaping makes the buffer grow.
+	b := make([]byte, 0, 2*len(name)+len(fs)+len(ts)+len(typ)+len(id)+len(inner)+40)
 	b = append(b, '<')
 	b = append(b, name...)
-	b = appendAttr(b, "from", from.String())
-	b = appendAttr(b, "to", to.String())
+	b = appendAttr(b, "from", fs)
+	b = appendAttr(b, "to", ts)
 	b = appendAttr(b, "type", typ)
 	b = appendAttr(b, "id", id)
 	if len(inner) == 0 {
@@ -297,11 +299,11 @@ func FirstChild(inner []byte) (local, ns string, raw []byte, ok bool) {
 	for n < tagEnd && !isSpace(raw[n]) && raw[n] != '/' && raw[n] != '>' {
 		n++
 	}
-	name := string(raw[1:n])
-	prefix := ""
-	if k := bytes.IndexByte(raw[1:n], ':'); k >= 0 {
-		prefix, name = string(raw[1:1+k]), string(raw[2+k:n])
+	qname, prefix := raw[1:n], ""
+	if k := bytes.IndexByte(qname, ':'); k >= 0 {
+		prefix, qname = string(qname[:k]), qname[k+1:]
 	}
+	name := internLocal(qname)
 	attr := "xmlns"
 	if prefix != "" {
 		attr = "xmlns:" + prefix
@@ -310,7 +312,7 @@ func FirstChild(inner []byte) (local, ns string, raw []byte, ok bool) {
 		v := raw[s:e]
 		v = v[bytes.IndexByte(v, '=')+1:]
 		v = bytes.TrimSpace(v)
-		ns = unescapeAttr(v[1 : len(v)-1])
+		ns = internNS(v[1 : len(v)-1])
 	}
 	return name, ns, raw, true
 }
@@ -401,7 +403,9 @@ func unescapeAttr(v []byte) string {
 
 // Embed returns the stanza's bytes fit to be nested inside another namespace (XEP-0297 forwarded in carbons and
 // archive results): a root element that relied on the stream's default namespace gets xmlns='jabber:client'.
-func (s *Stanza) Embed() []byte { return AppendWithNS(nil, s.Raw, "jabber:client") }
+func (s *Stanza) Embed() []byte {
+	return AppendWithNS(make([]byte, 0, len(s.Raw)+len(" xmlns='jabber:client'")), s.Raw, "jabber:client")
+}
 
 // AppendWithNS appends the element raw, adding xmlns='ns' to its start tag if the tag declares no default
 // namespace of its own.

@@ -1,0 +1,522 @@
+package c2s
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/router"
+	"parley.im/parley/xmpp/stanza"
+	"parley.im/parley/xmpp/stream"
+)
+
+// Write-path benchmarks: a stanza queued to a session (outq.push, session.Send) and written, by the writer
+// goroutine that coalesces what is queued into one net.Conn write, or by the sender itself when the socket has
+// room (loopback TCP with the send-room check, as serve sets up for TCP clients); over a connection that only
+// counts, loopback TCP, and TLS on a net.Pipe. BenchmarkReadRouteWrite is the whole path of one message from
+// the sender's socket to the recipient's (read loop, router, queue, write). One op is one stanza.
+// Baselines: docs/bench/baseline/c2s.txt.
+
+// benchStanza is the 218-byte chat message of the stream benchmarks as delivered: from stamped in.
+var benchStanza = []byte("<message from='alice@example.net/desk' to='bob@example.net/phone' type='chat' id='ktx72v49' xml:lang='en'>" +
+	"<body>Art thou not Romeo, and a Montague? Neither</body><origin-id xmlns='urn:xmpp:sid:0' id='ktx72v49'/></message>")
+
+// sink counts the stanza bytes that reached the client and wakes the benchmark when what it expects arrived.
+type sink struct {
+	got, want atomic.Int64
+	done      chan struct{}
+}
+
+func newSink() *sink { return &sink{done: make(chan struct{}, 1)} }
+
+func (s *sink) add(n int) {
+	got := s.got.Add(int64(n))
+	if want := s.want.Load(); got >= want && got-int64(n) < want {
+		s.done <- struct{}{}
+	}
+}
+
+// expect adds n bytes to what must arrive; wait blocks until they have.
+func (s *sink) expect(n int) { s.want.Add(int64(n)) }
+
+// wait blocks until the expected bytes have arrived. It has no timeout of its own (a timer per wait would
+// count in allocs/op): a writer that loses bytes hangs the benchmark until go test's -timeout.
+func (s *sink) wait() { <-s.done }
+
+// countConn is a net.Conn that counts writes instead of sending them. XEP-0198 ack requests, which the writer
+// sends alone after a drain, are counted apart and not passed to the sink.
+type countConn struct {
+	sink   *sink
+	writes atomic.Int64
+	acks   atomic.Int64
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	if bytes.Equal(p, ackRequest) {
+		c.acks.Add(1)
+		return len(p), nil
+	}
+	c.writes.Add(1)
+	c.sink.add(len(p))
+	return len(p), nil
+}
+func (c *countConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (c *countConn) Close() error                     { return nil }
+func (c *countConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *countConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *countConn) SetDeadline(time.Time) error      { return nil }
+func (c *countConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *countConn) SetWriteDeadline(time.Time) error { return nil }
+
+// writeCounter counts the writes into the server side of a TLS connection (each becomes at least one record).
+type writeCounter struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// tlsPipe returns the server side of a TLS 1.3 connection over net.Pipe, wrapped to count writes, whose client
+// side is read by a goroutine that reports the plaintext bytes to s.
+func tlsPipe(tb testing.TB, s *sink) *writeCounter {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "example.net"},
+		DNSNames: []string{"example.net"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cs, ss := net.Pipe()
+	srv := tls.Server(ss, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	cli := tls.Client(cs, &tls.Config{ServerName: "example.net", InsecureSkipVerify: true})
+	errc := make(chan error, 1)
+	go func() { errc <- cli.Handshake() }()
+	if err := srv.Handshake(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		tb.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := cli.Read(buf)
+			if n > 0 {
+				s.add(n)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	tb.Cleanup(func() { cs.Close(); ss.Close() })
+	return &writeCounter{Conn: srv}
+}
+
+// newBenchOutq returns a queue writing to a counting connection, or to TLS over a pipe, with the server's
+// default limits.
+func newBenchOutq(b *testing.B, useTLS bool) (*outq, *sink, *atomic.Int64) {
+	var cfg Config
+	cfg.setDefaults()
+	s := newSink()
+	q := &outq{max: cfg.MaxQueue, timeout: cfg.WriteTimeout}
+	if useTLS {
+		wc := tlsPipe(b, s)
+		q.conn = wc
+		return q, s, &wc.writes
+	}
+	cc := &countConn{sink: s}
+	q.conn = cc
+	return q, s, &cc.writes
+}
+
+// waitIdle waits until the queue's writer has finished.
+func waitIdle(q *outq) {
+	for {
+		q.mu.Lock()
+		w := q.writing
+		q.mu.Unlock()
+		if !w {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// BenchmarkOutq queues stanzas with outq.push and waits until the writer has written them, in batches:
+//   - batch=1: one stanza at a time, so each pays for starting a writer goroutine and one write;
+//   - batch=64: 64 pushed back to back; the writer started by the first may run meanwhile (writes/op shows
+//     whether it did);
+//   - batch=64/queued: 64 queued before the writer runs (a router fan-out, or GOMAXPROCS=1), written in one
+//     coalesced write.
+//
+// writes/op is conn.Write calls (for TLS, tls.Conn writes) per stanza.
+func BenchmarkOutq(b *testing.B) {
+	for _, useTLS := range []bool{false, true} {
+		for _, bc := range []struct {
+			name   string
+			batch  int
+			queued bool
+		}{{"batch=1", 1, false}, {"batch=64", 64, false}, {"batch=64/queued", 64, true}} {
+			name := "conn=count/" + bc.name
+			if useTLS {
+				name = "conn=tls-pipe/" + bc.name
+			}
+			b.Run(name, func(b *testing.B) {
+				q, s, writes := newBenchOutq(b, useTLS)
+				b.SetBytes(int64(len(benchStanza)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for n := 0; n < b.N; n += bc.batch {
+					k := min(bc.batch, b.N-n)
+					s.expect(k * len(benchStanza))
+					if bc.queued {
+						// What push does for the first stanza, with the writer's start held back until all are queued.
+						waitIdle(q)
+						q.mu.Lock()
+						q.writing = true
+						q.mu.Unlock()
+					}
+					for range k {
+						if !q.push(benchStanza) {
+							b.Fatal("queue refused a stanza")
+						}
+					}
+					if bc.queued {
+						go q.drain()
+					}
+					s.wait()
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(writes.Load())/float64(b.N), "writes/op")
+				waitIdle(q)
+			})
+		}
+	}
+}
+
+// benchServer returns a listener with a router and no modules, for sessions built without a handshake.
+func benchServer(tb testing.TB) *Server {
+	tb.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	domain := jid.MustParse("example.net")
+	reg := module.NewRegistry()
+	r := router.New(domain, reg, nil, log)
+	if err := reg.Register(nil, r, domain, log); err != nil {
+		tb.Fatal(err)
+	}
+	r.Start()
+	srv, err := New(Config{AllowPlaintext: true}, domain, nil, nil, r, reg, nil, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv
+}
+
+// benchConn returns a connection on nc with a session bound to full and available, as after negotiateBind and
+// initial presence.
+func benchConn(srv *Server, nc net.Conn, full string) *conn {
+	c := srv.newConn(nc, "192.0.2.1", false)
+	c.ctx = context.Background()
+	c.attach(&session{srv: srv, id: c.id, jid: jid.MustParse(full), conn: c}, new(atomic.Uint32))
+	srv.router.Bind(c.sess)
+	c.sess.SetPresence(stanza.New(stanza.Presence, "", "", c.sess.jid, jid.JID{}, nil), 0)
+	c.bound.Store(true)
+	return c
+}
+
+// recipient is where a benchmark session's queue writes: a connection that only counts ("count"), or loopback
+// TCP read by a goroutine, with the queue's writer goroutine doing every write ("tcp") or, as serve sets it up
+// for a TCP client, with the send-room check that lets the sender write to an idle socket itself ("tcp-room").
+type recipient struct {
+	nc     net.Conn
+	sink   *sink
+	writes *atomic.Int64 // conn.Write calls
+	acks   *atomic.Int64 // XEP-0198 ack requests (count only)
+	room   *roomCheck
+}
+
+func newRecipient(tb testing.TB, kind string) *recipient {
+	tb.Helper()
+	s := newSink()
+	if kind == "count" {
+		cc := &countConn{sink: s}
+		return &recipient{nc: cc, sink: s, writes: &cc.writes, acks: &cc.acks}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cli.Close(); sc.Close() })
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := cli.Read(buf)
+			if n > 0 {
+				s.add(n)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	wc := &writeCounter{Conn: sc}
+	r := &recipient{nc: wc, sink: s, writes: &wc.writes, acks: new(atomic.Int64)}
+	if kind == "tcp-room" {
+		if r.room = sendRoom(parkable(sc)); r.room == nil {
+			tb.Skip("no send-room check on this platform")
+		}
+	}
+	return r
+}
+
+// bind returns a connection writing to the recipient with a session bound to full.
+func (r *recipient) bind(srv *Server, full string) *conn {
+	c := benchConn(srv, r.nc, full)
+	c.out.mu.Lock()
+	c.out.room = r.room
+	c.out.mu.Unlock()
+	return c
+}
+
+// BenchmarkSessionSend queues stanzas with session.Send, the module.Session method the router delivers with, and
+// waits until they are written, in batches of 1 and 64. Over the counting connection and plain TCP a writer
+// goroutine starts at the first stanza of a batch; over tcp-room the sender writes itself while the socket has
+// room. With sm=true, XEP-0198 is enabled: each stanza is kept until acknowledged, the writer asks for an ack
+// after each drain (acks/op), and the client acknowledges everything after each batch.
+func BenchmarkSessionSend(b *testing.B) {
+	type variant struct {
+		conn string
+		sm   bool
+	}
+	for _, v := range []variant{{"count", false}, {"count", true}, {"tcp", false}, {"tcp-room", false}} {
+		for _, batch := range []int{1, 64} {
+			b.Run(fmt.Sprintf("conn=%s/sm=%v/batch=%d", v.conn, v.sm, batch), func(b *testing.B) {
+				srv := benchServer(b)
+				rc := newRecipient(b, v.conn)
+				c := rc.bind(srv, "bob@example.net/phone")
+				sess := c.sess
+				sess.sm.enabled = v.sm
+				st, err := stanza.Parse(benchStanza)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(len(benchStanza)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for n := 0; n < b.N; n += batch {
+					k := min(batch, b.N-n)
+					rc.sink.expect(k * len(benchStanza))
+					for range k {
+						if err := sess.Send(st); err != nil {
+							b.Fatal(err)
+						}
+					}
+					rc.sink.wait()
+					if v.sm {
+						sess.mu.Lock()
+						h := sess.sm.hOut
+						sess.mu.Unlock()
+						if !sess.ack(h) {
+							b.Fatal("ack refused")
+						}
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(rc.writes.Load())/float64(b.N), "writes/op")
+				if v.sm {
+					b.ReportMetric(float64(rc.acks.Load())/float64(b.N), "acks/op")
+				}
+				waitIdle(&c.out)
+			})
+		}
+	}
+}
+
+// streamSource is a client's side of the stream after negotiation: the header (read by the benchmark before
+// the loop starts), n copies of el in reads of up to 4 KiB, and the close tag.
+type streamSource struct {
+	pending []byte
+	el      []byte
+	left    int
+}
+
+func (s *streamSource) Read(p []byte) (int, error) {
+	p = p[:min(len(p), 4096)]
+	n := 0
+	for n < len(p) {
+		if len(s.pending) == 0 {
+			switch {
+			case s.left > 0:
+				s.pending, s.left = s.el, s.left-1
+			case s.left == 0:
+				s.pending, s.left = []byte("</stream:stream>"), -1
+			default:
+				if n == 0 {
+					return 0, io.EOF
+				}
+				return n, nil
+			}
+		}
+		k := copy(p[n:], s.pending)
+		s.pending = s.pending[k:]
+		n += k
+	}
+	return n, nil
+}
+
+// clientChat is benchStanza as the client sends it: no from.
+var clientChat = bytes.Replace(benchStanza, []byte(" from='alice@example.net/desk'"), nil, 1)
+
+// BenchmarkReadRouteWrite runs the real read loop of alice's connection over a stream of chat messages to
+// bob's full JID: each is framed by the scanner, stamped, routed, queued to bob's session and written to bob's
+// connection: a counting one or loopback TCP by a writer goroutine, which coalesces what accumulates while the
+// loop runs, or loopback TCP with the send-room check by alice's goroutine itself while the socket has room.
+// One op is one message from alice's socket to bob's.
+func BenchmarkReadRouteWrite(b *testing.B) {
+	for _, kind := range []string{"count", "tcp", "tcp-room"} {
+		b.Run("conn="+kind, func(b *testing.B) {
+			srv := benchServer(b)
+			bob := newRecipient(b, kind)
+			bob.bind(srv, "bob@example.net/phone")
+			alice := benchConn(srv, &countConn{sink: newSink()}, "alice@example.net/desk")
+			delivered := len(clientChat) + len(alice.fromAttr)
+			b.SetBytes(int64(len(clientChat)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			src := &streamSource{
+				pending: []byte("<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "' to='example.net' version='1.0'>"),
+				el:      clientChat, left: b.N}
+			alice.rd = stream.NewReader(src, stream.Limits{MaxElement: srv.cfg.MaxStanza})
+			if _, err := alice.rd.Header(); err != nil {
+				b.Fatal(err)
+			}
+			bob.sink.expect(b.N * delivered)
+			if err := alice.loop(); err != io.EOF {
+				b.Fatalf("loop ended with %v, want io.EOF", err)
+			}
+			bob.sink.wait()
+			b.StopTimer()
+			b.ReportMetric(float64(bob.writes.Load())/float64(b.N), "writes/op")
+			if got := alice.hIn.Load(); got != uint32(b.N) {
+				b.Fatalf("alice's loop handled %d stanzas, want %d", got, b.N)
+			}
+		})
+	}
+}
+
+// TestWriteBenchHarness checks what the benchmarks rely on: a pushed batch arrives whole and in order, in one
+// write when queued before the writer runs, over the counting connection and over TLS; session.Send delivers
+// over loopback TCP with and without the send-room check; and the read loop delivers alice's message to bob
+// stamped with her JID.
+func TestWriteBenchHarness(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		var cfg Config
+		cfg.setDefaults()
+		s := newSink()
+		q := &outq{max: cfg.MaxQueue, timeout: cfg.WriteTimeout}
+		var writes *atomic.Int64
+		if useTLS {
+			wc := tlsPipe(t, s)
+			q.conn, writes = wc, &wc.writes
+		} else {
+			cc := &countConn{sink: s}
+			q.conn, writes = cc, &cc.writes
+		}
+		s.expect(3 * len(benchStanza))
+		q.mu.Lock()
+		q.writing = true
+		q.mu.Unlock()
+		for range 3 {
+			q.push(benchStanza)
+		}
+		go q.drain()
+		s.wait()
+		waitIdle(q)
+		if n := writes.Load(); n != 1 {
+			t.Errorf("tls=%v: 3 queued stanzas took %d writes, want 1", useTLS, n)
+		}
+	}
+
+	for _, kind := range []string{"tcp", "tcp-room"} {
+		rc := newRecipient(t, kind)
+		c := rc.bind(benchServer(t), "bob@example.net/phone")
+		rc.sink.expect(3 * len(benchStanza))
+		st := &stanza.Stanza{Kind: stanza.Message, Raw: benchStanza}
+		for range 3 {
+			if err := c.sess.Send(st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rc.sink.wait()
+		waitIdle(&c.out)
+	}
+
+	srv := benchServer(t)
+	var got bytes.Buffer
+	bob := &recordConn{countConn: countConn{sink: newSink()}, buf: &got}
+	benchConn(srv, bob, "bob@example.net/phone")
+	alice := benchConn(srv, &countConn{sink: newSink()}, "alice@example.net/desk")
+	src := &streamSource{pending: []byte("<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "'>"), el: clientChat, left: 2}
+	alice.rd = stream.NewReader(src, stream.Limits{})
+	if _, err := alice.rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	bob.sink.expect(2 * len(benchStanza))
+	if err := alice.loop(); err != io.EOF {
+		t.Fatalf("loop ended with %v", err)
+	}
+	bob.sink.wait()
+	if want := string(benchStanza) + string(benchStanza); got.String() != want {
+		t.Fatalf("bob got\n%s\nwant\n%s", got.String(), want)
+	}
+}
+
+// recordConn is a countConn that also keeps what was written.
+type recordConn struct {
+	countConn
+	buf *bytes.Buffer
+}
+
+func (c *recordConn) Write(p []byte) (int, error) {
+	c.buf.Write(p)
+	return c.countConn.Write(p)
+}
+
+var (
+	_ net.Conn = (*countConn)(nil)
+	_ net.Conn = (*recordConn)(nil)
+)
