@@ -58,6 +58,7 @@ type conn struct {
 
 	rd      *stream.Reader
 	raw     syscall.RawConn // the TCP socket, for waiting without reading (nil: read as usual)
+	batch   batch           // writers started while the reader handles a burst (holdWrites)
 	tlsConn *tls.Conn
 	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
 	// trusted TLS-terminating proxy): no STARTTLS, no channel binding.
@@ -757,11 +758,31 @@ func (c *conn) onIdle() {
 	c.timer.Reset(c.srv.cfg.PingTimeout)
 }
 
+// holdWrites starts a burst: writers this connection's reader starts, its own and those of the sessions it
+// routes to, wait for releaseWrites.
+func (c *conn) holdWrites() {
+	c.out.hold()
+	c.batch.hold()
+}
+
+func (c *conn) releaseWrites() {
+	c.batch.release()
+	c.out.release()
+}
+
 // loop is the stanza loop of a bound session.
 func (c *conn) loop() error {
 	for {
-		el, err := c.next()
+		// While the stanzas already read are handled, what they make this connection send waits (outq.hold),
+		// and goes out in one write before the reader waits for more: a MAM page, the presences of a login or
+		// a burst of messages to one contact is one TLS record, not one per stanza.
+		el, ok, err := c.rd.TryNext()
+		if err == nil && !ok {
+			c.releaseWrites()
+			el, err = c.next()
+		}
 		if err != nil {
+			c.releaseWrites()
 			return err
 		}
 		now := time.Now()
@@ -769,8 +790,10 @@ func (c *conn) loop() error {
 		c.pingSent.Store(false)
 		c.srv.Stats.BytesIn.Add(uint64(len(el.Raw)))
 		if d := c.rate.take(len(el.Raw), now); d > 0 {
+			c.releaseWrites()
 			time.Sleep(d)
 		}
+		c.holdWrites()
 		if el.NS == nsSM {
 			if err := c.handleSM(el); err != nil {
 				return err

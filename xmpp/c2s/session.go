@@ -36,6 +36,32 @@ type outq struct {
 	// room tells whether the socket can take n more bytes without blocking (nil: never assume so).
 	room   *roomCheck
 	inline bool // set by enqueue for kick, under q.writing
+	// held: the connection's reader is handling stanzas it has read; a writer that would start now waits for
+	// release (deferred), so that what the handling sends goes out in one write.
+	held, deferred bool
+}
+
+// hold makes writers that would start wait for release.
+func (q *outq) hold() {
+	q.mu.Lock()
+	q.held = true
+	q.mu.Unlock()
+}
+
+// release starts the writer that hold deferred, if any.
+func (q *outq) release() {
+	q.mu.Lock()
+	if !q.held {
+		q.mu.Unlock()
+		return
+	}
+	q.held = false
+	d := q.deferred
+	q.deferred = false
+	q.mu.Unlock()
+	if d {
+		q.start()
+	}
 }
 
 // writeChunk is the size of the coalescing buffer one drain writes through: a burst of small stanzas goes out in
@@ -64,6 +90,9 @@ func (q *outq) enqueue(b []byte) (ok, start bool) {
 	q.bytes += len(b)
 	start = !q.writing
 	q.writing = true
+	if start && q.held {
+		q.deferred, start = true, false // the reader's release starts it
+	}
 	n, room := q.bytes, q.room
 	q.mu.Unlock()
 	if start {
@@ -253,7 +282,16 @@ func (s *session) JID() jid.JID { return s.jid }
 // Send queues a stanza. With stream management it is kept until the client acknowledges it; while the session
 // hibernates it is only kept, to be replayed on resumption. While the client is inactive (XEP-0352), what can
 // wait is held back.
-func (s *session) Send(st *stanza.Stanza) error {
+func (s *session) Send(st *stanza.Stanza) error { return s.send(nil, st) }
+
+// SendContext is Send from the router: when ctx is that of a connection's reader handling a burst of its
+// client's stanzas, the write waits for the end of the burst (batch), so that several stanzas for this
+// session go out in one write.
+func (s *session) SendContext(ctx context.Context, st *stanza.Stanza) error {
+	return s.send(batchFrom(ctx), st)
+}
+
+func (s *session) send(b *batch, st *stanza.Stanza) error {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -268,17 +306,17 @@ func (s *session) Send(st *stanza.Stanza) error {
 		held := s.held
 		s.held = nil
 		for _, h := range held {
-			if err := s.sendLocked(h); err != nil {
+			if err := s.sendLocked(b, h); err != nil {
 				return err
 			}
 			s.mu.Lock()
 		}
 	}
-	return s.sendLocked(st)
+	return s.sendLocked(b, st)
 }
 
-// sendLocked queues st; it is called with s.mu held and releases it.
-func (s *session) sendLocked(st *stanza.Stanza) error {
+// sendLocked queues st; it is called with s.mu held and releases it. b, if not nil, may start the writer later.
+func (s *session) sendLocked(b *batch, st *stanza.Stanza) error {
 	if s.sm.enabled {
 		if s.sm.unackedSz+len(st.Raw) > s.srv.cfg.MaxQueue {
 			c := s.conn
@@ -302,7 +340,7 @@ func (s *session) sendLocked(st *stanza.Stanza) error {
 	}
 	ok, start := c.out.enqueue(st.Raw)
 	s.mu.Unlock()
-	if start {
+	if start && !b.add(&c.out) {
 		c.out.kick()
 	}
 	if !ok {
@@ -400,7 +438,7 @@ func (s *session) setActive(active bool) {
 		return
 	}
 	for _, h := range held {
-		if s.sendLocked(h) != nil {
+		if s.sendLocked(nil, h) != nil {
 			return
 		}
 		s.mu.Lock()
@@ -508,3 +546,74 @@ func (s *session) terminate() {
 }
 
 var _ module.Session = (*session)(nil)
+
+// batch collects the queues whose writers a connection's reader started while it handled a burst of its
+// client's stanzas; release starts them together at the end of the burst, each writing everything queued by
+// then in one write. Other goroutines may add to it (a context can outlive the burst): while no burst is under
+// way, add refuses and the caller starts the writer itself.
+type batch struct {
+	mu     sync.Mutex
+	active bool
+	qs     []*outq
+	spare  []*outq
+}
+
+type batchKey struct{}
+
+func withBatch(ctx context.Context, b *batch) context.Context {
+	return context.WithValue(ctx, batchKey{}, b)
+}
+
+func batchFrom(ctx context.Context) *batch {
+	b, _ := ctx.Value(batchKey{}).(*batch)
+	return b
+}
+
+// add defers starting q's writer to release; false if no burst is under way (or b is nil).
+func (b *batch) add(q *outq) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.active {
+		return false
+	}
+	b.qs = append(b.qs, q)
+	return true
+}
+
+func (b *batch) hold() {
+	b.mu.Lock()
+	b.active = true
+	b.mu.Unlock()
+}
+
+// release ends the burst and starts the writers deferred during it. Only the reader calls it.
+func (b *batch) release() {
+	b.mu.Lock()
+	if !b.active {
+		b.mu.Unlock()
+		return
+	}
+	b.active = false
+	qs := b.qs
+	b.qs, b.spare = b.spare[:0], nil
+	b.mu.Unlock()
+	for i, q := range qs {
+		q.start()
+		qs[i] = nil
+	}
+	b.mu.Lock()
+	b.spare = qs[:0]
+	b.mu.Unlock()
+}
+
+// start starts the writer of a queue whose start was deferred.
+func (q *outq) start() {
+	q.mu.Lock()
+	n, room := q.bytes, q.room
+	q.mu.Unlock()
+	q.inline = room != nil && room.fits(n)
+	q.kick()
+}

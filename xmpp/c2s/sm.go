@@ -21,7 +21,7 @@ func (c *conn) attach(s *session, hIn *atomic.Uint32) {
 	if s.pending == nil {
 		s.pending = newPending()
 	}
-	c.ctx = module.WithDurability(c.ctx, s.pending)
+	c.ctx = withBatch(module.WithDurability(c.ctx, s.pending), &c.batch)
 	c.jid = s.jid
 	c.fromAttr = append(stanza.AppendEscape([]byte(" from='"), s.jid.String()), '\'')
 	c.log = c.log.With("jid", s.jid.String())

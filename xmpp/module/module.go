@@ -62,6 +62,12 @@ type Session interface {
 	Hibernating() bool
 }
 
+// ContextSender is a Session that also takes the context of the routing that sends to it: the router passes it,
+// so that a connection can write what one burst of its client's stanzas sends to others in fewer writes.
+type ContextSender interface {
+	SendContext(ctx context.Context, s *stanza.Stanza) error
+}
+
 // Router is what modules may ask of the server's router.
 type Router interface {
 	// Route routes a stanza the server or a module emits, applying every delivery rule as for a client stanza.

@@ -232,7 +232,7 @@ func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) 
 func (r *Router) deliverOrDrop(ctx context.Context, s *stanza.Stanza) {
 	if s.To.Resourcepart() != "" {
 		if sess := r.Session(s.To); sess != nil {
-			r.send(sess, s)
+			r.send(ctx, sess, s)
 			return
 		}
 	}
@@ -241,8 +241,14 @@ func (r *Router) deliverOrDrop(ctx context.Context, s *stanza.Stanza) {
 	}
 }
 
-func (r *Router) send(sess module.Session, s *stanza.Stanza) {
-	if err := sess.Send(s); err != nil {
+func (r *Router) send(ctx context.Context, sess module.Session, s *stanza.Stanza) {
+	var err error
+	if cs, ok := sess.(module.ContextSender); ok {
+		err = cs.SendContext(ctx, s)
+	} else {
+		err = sess.Send(s)
+	}
+	if err != nil {
 		r.log.Debug("queue refused stanza", "session", sess.ID(), "err", err)
 	}
 }
@@ -305,7 +311,7 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 				if r.runStage(ctx, module.Inbound, d) {
 					return
 				}
-				r.send(sess, d.Stanza)
+				r.send(ctx, sess, d.Stanza)
 				return
 			}
 		}
@@ -347,7 +353,7 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 		return
 	}
 	for _, t := range targets {
-		r.send(t, d.Stanza)
+		r.send(ctx, t, d.Stanza)
 	}
 }
 
@@ -440,7 +446,7 @@ func (r *Router) routeIQ(ctx context.Context, sender module.Session, s *stanza.S
 		// Results and errors go to a full JID, or are dropped (RFC 6121 8.5.2.1.1 / 8.5.3.2.1).
 		if to.Resourcepart() != "" {
 			if sess := r.Session(to); sess != nil {
-				r.send(sess, s)
+				r.send(ctx, sess, s)
 			}
 		}
 		if r.IsLocal(to) && to.Localpart() != "" && to.Resourcepart() == "" {
@@ -470,7 +476,7 @@ func (r *Router) routeIQ(ctx context.Context, sender module.Session, s *stanza.S
 		r.handleIQ(ctx, module.Account, sender, s)
 	default:
 		if sess := r.Session(to); sess != nil {
-			r.send(sess, s)
+			r.send(ctx, sess, s)
 			return
 		}
 		r.bounce(ctx, s, stanza.ErrServiceUnavailable)
@@ -514,7 +520,7 @@ func (r *Router) handleIQ(ctx context.Context, t module.Target, sender module.Se
 		r.Stats.Errors.Add(1)
 	}
 	if sender != nil && reply.To.Equal(sender.JID()) {
-		r.send(sender, reply)
+		r.send(ctx, sender, reply)
 		return
 	}
 	r.route(ctx, nil, reply)

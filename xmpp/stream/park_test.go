@@ -84,3 +84,40 @@ func TestParkAfterLarge(t *testing.T) {
 		t.Fatal("Next after the source ended returned an element")
 	}
 }
+
+// noRead fails the test if it is read: TryNext must not read.
+type noRead struct{ t *testing.T }
+
+func (n noRead) Read([]byte) (int, error) {
+	n.t.Fatal("TryNext read from the source")
+	return 0, io.EOF
+}
+
+func TestTryNext(t *testing.T) {
+	src := &chunks{parts: []string{
+		"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
+		"<message><body>1</body></message><message><body>2</body></message><message><bo",
+		"dy>3</body></message>",
+	}}
+	r := NewReader(src, Limits{})
+	if _, err := r.Header(); err != nil {
+		t.Fatal(err)
+	}
+	el, err := r.Next() // reads the second chunk, returns 1
+	if err != nil || !strings.Contains(string(el.Raw), ">1<") {
+		t.Fatalf("Next: %v %q", err, el.Raw)
+	}
+	r.src = noRead{t}
+	el, ok, err := r.TryNext()
+	if err != nil || !ok || !strings.Contains(string(el.Raw), ">2<") {
+		t.Fatalf("TryNext with a complete element buffered: %v %v %q", ok, err, el.Raw)
+	}
+	if _, ok, err := r.TryNext(); ok || err != nil {
+		t.Fatalf("TryNext with half an element buffered: ok=%v err=%v", ok, err)
+	}
+	r.src = src
+	el, err = r.Next() // continues the half element
+	if err != nil || string(el.Raw) != "<message><body>3</body></message>" {
+		t.Fatalf("Next after TryNext: %v %q", err, el.Raw)
+	}
+}

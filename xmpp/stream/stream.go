@@ -241,6 +241,32 @@ func (r *Reader) Next() (*Element, error) {
 	}
 }
 
+// TryNext returns the next top-level element if it is complete among the bytes already read, without reading
+// more: ok is false when it would have to wait for the source. A later Next continues where it stopped.
+func (r *Reader) TryNext() (el *Element, ok bool, err error) {
+	if r.err != nil {
+		return nil, false, r.err
+	}
+	if !r.hdrDone {
+		return nil, false, errNoHeader
+	}
+	r.discard()
+	ev, err := r.scan()
+	if err != nil {
+		r.err = err
+		return nil, false, err
+	}
+	switch ev {
+	case evElement:
+		return r.finish(), true, nil
+	case evClose:
+		r.start = r.pos
+		r.err = io.EOF
+		return nil, false, io.EOF
+	}
+	return nil, false, nil
+}
+
 // discard drops the element returned last.
 func (r *Reader) discard() {
 	if !r.haveEl {
