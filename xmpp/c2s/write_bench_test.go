@@ -520,3 +520,29 @@ var (
 	_ net.Conn = (*countConn)(nil)
 	_ net.Conn = (*recordConn)(nil)
 )
+
+// TestBurstCoalescesInlineWrites: 64 messages that arrive in one read for the same recipient go out in far
+// fewer writes than messages even when the recipient's socket has room (inline writes), because the reader
+// releases the writers only at the end of the burst.
+func TestBurstCoalescesInlineWrites(t *testing.T) {
+	srv := benchServer(t)
+	bob := newRecipient(t, "tcp-room")
+	bob.bind(srv, "bob@example.net/phone")
+	alice := benchConn(srv, &countConn{sink: newSink()}, "alice@example.net/desk")
+	const n = 64
+	burst := bytes.Repeat(clientChat, n)
+	src := &streamSource{pending: append([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='"+nsStream+
+		"' to='example.net' version='1.0'>"), burst...)}
+	alice.rd = stream.NewReader(src, stream.Limits{MaxElement: srv.cfg.MaxStanza, Buffer: 64 << 10})
+	if _, err := alice.rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	bob.sink.expect(n * (len(clientChat) + len(alice.fromAttr)))
+	if err := alice.loop(); err != io.EOF {
+		t.Fatalf("loop ended with %v, want io.EOF", err)
+	}
+	bob.sink.wait()
+	if w := bob.writes.Load(); w > n/4 {
+		t.Errorf("a burst of %d messages to bob took %d writes to his socket, want a few", n, w)
+	}
+}
