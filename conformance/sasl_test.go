@@ -851,3 +851,28 @@ func lastLine(log, sub string) string {
 	}
 	return ""
 }
+
+// With c2s.allow_plaintext, STARTTLS is offered without <required/> next to the SASL mechanisms, and a client
+// that takes it gets TLS, then SASL over TLS; a client that does not authenticates in plaintext.
+func TestOptionalSTARTTLS(t *testing.T) {
+	srv := Start(t, "c2s:\n  allow_plaintext: true\n")
+	srv.AddUser("alice", "alice-secret")
+	nc, err := net.Dial("tcp", srv.Addrs["c2s"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte(streamHeader))
+	feats := readUntil(t, nc, "</stream:features>", 5*time.Second)
+	if !strings.Contains(feats, "<starttls") || strings.Contains(feats, "<required") || !strings.Contains(feats, "<mechanisms") {
+		t.Fatalf("features with allow_plaintext: %s", feats)
+	}
+	// Taking the optional STARTTLS works (it used to end the stream with policy-violation).
+	c := loginRaw(t, srv, "alice", "alice-secret")
+	c.Write([]byte(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`))
+	readUntil(t, c, "id='p1'", 5*time.Second)
+	// And plaintext SCRAM without TLS is still possible on this server.
+	nc.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>` +
+		base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=abcdefghijklmnop")) + `</auth>`))
+	readUntil(t, nc, "<challenge", 5*time.Second)
+}

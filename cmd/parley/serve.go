@@ -395,10 +395,14 @@ func serveCmd(cfg Config, log *slog.Logger, readyFile string) error {
 		}
 	}
 	if cfg.Domain == "localhost" {
-		fmt.Fprintf(os.Stderr, "\nParley is serving localhost on %s (STARTTLS) and %s (direct TLS).\n"+
+		where := s.addrs["c2s"] + " (STARTTLS)"
+		if a := s.addrs["c2s_tls"]; a != "" {
+			where += " and " + a + " (direct TLS)"
+		}
+		fmt.Fprintf(os.Stderr, "\nParley is serving localhost on %s.\n"+
 			"Add a user:   go run ./cmd/parley user add alice@localhost\n"+
 			"Then connect a client (Gajim, profanity, Conversations) as alice@localhost and accept the self-signed certificate.\n\n",
-			s.addrs["c2s"], s.addrs["c2s_tls"])
+			where)
 	}
 	return s.run(ctx)
 }

@@ -427,19 +427,7 @@ func (c *conn) negotiateTLS() error {
 		}
 		switch {
 		case el.Local == "starttls" && el.NS == nsTLS:
-			if err := c.sendSync([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
-				return err
-			}
-			if err := c.handshake(nil); err != nil {
-				return err
-			}
-			// SetSource refuses bytes other than whitespace sent after <starttls/> and before the handshake: they
-			// would be trusted as if they had come over TLS (the STARTTLS command injection attack).
-			if err := c.rd.SetSource(c.rw); err != nil {
-				return err
-			}
-			c.rd.Restart()
-			return nil
+			return c.startTLS()
 		case el.Local == "auth" && el.NS == nsSASL:
 			c.send([]byte("<failure xmlns='" + nsSASL + "'><encryption-required/></failure>"))
 		case c.isRegisterIQ(el):
@@ -450,6 +438,23 @@ func (c *conn) negotiateTLS() error {
 			return &streamError{"policy-violation", "TLS is required on this server"}
 		}
 	}
+}
+
+// startTLS answers <starttls/> and negotiates TLS; the stream then restarts.
+func (c *conn) startTLS() error {
+	if err := c.sendSync([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+		return err
+	}
+	if err := c.handshake(nil); err != nil {
+		return err
+	}
+	// SetSource refuses bytes other than whitespace sent after <starttls/> and before the handshake: they
+	// would be trusted as if they had come over TLS (the STARTTLS command injection attack).
+	if err := c.rd.SetSource(c.rw); err != nil {
+		return err
+	}
+	c.rd.Restart()
+	return nil
 }
 
 // handshake runs the server side of TLS on the raw connection and installs it as the stream's transport.
@@ -554,7 +559,15 @@ func (c *conn) negotiateSASL() error {
 			ex = nil
 			fail("aborted")
 		case el.NS == nsTLS && el.Local == "starttls":
-			return &streamError{"policy-violation", "TLS is already negotiated"}
+			// Offered, optional, when c2s.allow_plaintext is set: the stream restarts over TLS and SASL is
+			// offered again.
+			if c.secure() || c.srv.tls == nil || c.noSTARTTLS {
+				return &streamError{"policy-violation", "TLS is already negotiated or not available"}
+			}
+			if ex != nil {
+				return &streamError{"policy-violation", "STARTTLS in the middle of authentication"}
+			}
+			return c.startTLS()
 		case c.isRegisterIQ(el):
 			if err := c.preAuthIQ(el); err != nil {
 				return err
