@@ -29,12 +29,20 @@ test:
 	  $(GO) test -count=1 -timeout 20m $(PKGS) && \
 	  $(MAKE) --no-print-directory fuzz
 
-# Each fuzz target for FUZZTIME (go test allows one -fuzz target per run).
+# Each fuzz target for FUZZTIME (go test allows one -fuzz target per run). A run that fails only with "context
+# deadline exceeded" and writes no failing input is the Go fuzzer stopping a worker at the deadline (a toolchain
+# flake seen on this 2-core machine), not a finding: that target is run once more. Real findings fail at once.
 fuzz:
 	@set -e; for spec in $$(scripts/fuzz-targets.sh); do \
 	  pkg=$${spec%%:*}; target=$${spec##*:}; \
 	  echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  for try in 1 2; do \
+	    if out=$$($(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1); then echo "$$out"; break; fi; \
+	    echo "$$out"; \
+	    if [ $$try = 1 ] && echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
+	      echo "fuzz $$pkg $$target: deadline flake of the fuzzer, running it again"; continue; fi; \
+	    exit 1; \
+	  done; \
 	done
 
 bench:
