@@ -14,14 +14,19 @@ import (
 	"time"
 )
 
-// startTestServer runs a server in-process on loopback ports with a throwaway data directory.
-func startTestServer(tb testing.TB) *server {
+// startTestServer runs a server in-process on free loopback ports (c2s and HTTPS) with a throwaway data
+// directory; edit changes the configuration first.
+func startTestServer(tb testing.TB, edit ...func(*Config)) *server {
 	tb.Helper()
 	cfg := defaultConfig()
 	cfg.DataDir = tb.TempDir()
 	cfg.Storage.SQLitePath = cfg.DataDir + "/parley.db"
 	cfg.Listen.C2S, cfg.Listen.C2STLS, cfg.Listen.Metrics = "127.0.0.1:0", "off", "off"
+	cfg.Listen.HTTPS, cfg.Listen.HTTP = "127.0.0.1:0", "off"
 	cfg.C2S.RateBytes = -1
+	for _, e := range edit {
+		e(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := newServer(ctx, cfg, log)

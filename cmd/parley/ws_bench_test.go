@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -65,31 +64,16 @@ func BenchmarkTCPMessages(b *testing.B) {
 	})
 }
 
-// startWebServer is startTestServer with the HTTPS listener (uploads and XMPP over WebSocket) on a free
-// loopback port, wired by newServer as `parley serve` wires it; the plain HTTP listener is off. Without
-// archive, MAM is off (archive.retention: 0).
+// startWebServer is startTestServer (which also serves HTTPS, for XMPP over WebSocket) with the archive on
+// or off (archive.retention: 0).
 func startWebServer(tb testing.TB, archive bool) *server {
 	tb.Helper()
-	cfg := defaultConfig()
-	if !archive {
-		var off time.Duration
-		cfg.Archive.Retention = &off
-	}
-	cfg.DataDir = tb.TempDir()
-	cfg.Storage.SQLitePath = cfg.DataDir + "/parley.db"
-	cfg.Listen.C2S, cfg.Listen.C2STLS, cfg.Listen.Metrics = "127.0.0.1:0", "off", "off"
-	cfg.Listen.HTTPS, cfg.Listen.HTTP = "127.0.0.1:0", "off"
-	cfg.C2S.RateBytes = -1
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := newServer(ctx, cfg, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	return s
+	return startTestServer(tb, func(cfg *Config) {
+		if !archive {
+			var off time.Duration
+			cfg.Archive.Retention = &off
+		}
+	})
 }
 
 // benchClient is a logged-in client of the throughput benchmarks.
