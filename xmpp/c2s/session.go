@@ -35,7 +35,6 @@ type outq struct {
 	afterDrain func() []byte
 	// room tells whether the socket can take n more bytes without blocking (nil: never assume so).
 	room   *roomCheck
-	inline bool // set by enqueue for kick, under q.writing
 	// held: the connection's reader is handling stanzas it has read; a writer that would start now waits for
 	// release (deferred), so that what the handling sends goes out in one write.
 	held, deferred bool
@@ -60,7 +59,7 @@ func (q *outq) release() {
 	q.deferred = false
 	q.mu.Unlock()
 	if d {
-		q.start()
+		q.kick()
 	}
 }
 
@@ -93,26 +92,24 @@ func (q *outq) enqueue(b []byte) (ok, start bool) {
 	if start && q.held {
 		q.deferred, start = true, false // the reader's release starts it
 	}
-	n, room := q.bytes, q.room
 	q.mu.Unlock()
-	if start {
-		// Only the caller that got start reads it, in kick.
-		q.inline = room != nil && room.fits(n)
-	}
 	return true, start
 }
 
 // kick starts writing what enqueue queued, called with no lock held. When the socket's send buffer has room
 // for it, the caller writes it itself: no goroutine is started and none woken, which was a third of the
 // server's CPU per routed message. More that arrives meanwhile, or a socket without room, goes to a writer
-// goroutine, so a slow client never holds up the sender.
-func (q *outq) kick() {
-	if q.inline {
-		q.inline = false
+// goroutine, so a slow client never holds up the sender. It reports whether the caller wrote.
+func (q *outq) kick() bool {
+	q.mu.Lock()
+	n, room := q.bytes, q.room
+	q.mu.Unlock()
+	if room != nil && room.fits(n) {
 		q.run(true)
-		return
+		return true
 	}
 	go q.drain()
+	return false
 }
 
 // finish queues last (a stream error and/or the stream close tag) and closes the socket once everything queued
@@ -601,19 +598,10 @@ func (b *batch) release() {
 	b.qs, b.spare = b.spare[:0], nil
 	b.mu.Unlock()
 	for i, q := range qs {
-		q.start()
+		q.kick()
 		qs[i] = nil
 	}
 	b.mu.Lock()
 	b.spare = qs[:0]
 	b.mu.Unlock()
-}
-
-// start starts the writer of a queue whose start was deferred.
-func (q *outq) start() {
-	q.mu.Lock()
-	n, room := q.bytes, q.room
-	q.mu.Unlock()
-	q.inline = room != nil && room.fits(n)
-	q.kick()
 }
