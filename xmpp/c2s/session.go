@@ -34,7 +34,7 @@ type outq struct {
 	// afterDrain returns bytes to write at the end of a drain (an XEP-0198 ack request), or nil.
 	afterDrain func() []byte
 	// room tells whether the socket can take n more bytes without blocking (nil: never assume so).
-	room   *roomCheck
+	room *roomCheck
 	// held: the connection's reader is handling stanzas it has read; a writer that would start now waits for
 	// release (deferred), so that what the handling sends goes out in one write.
 	held, deferred bool
