@@ -211,6 +211,12 @@ stop_server() {
   esac
 }
 
+# set_common sets the generator flags every scenario of $server (on $port, pid $pid) shares.
+set_common() {
+  common=(-server "127.0.0.1:$port" -domain localhost $tls_flag -mech "$MECH" -label "$server" -server-pid "$pid")
+  if [ -n "$SOURCES" ]; then common+=(-sources "$SOURCES"); fi
+}
+
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 tls_flag=""
 [ "$TLS" = 1 ] && tls_flag="-tls"
@@ -226,8 +232,7 @@ for server in $SERVERS; do
   pid=$(tail -1 "$work/$server.pid")
   ran+=("$server")
   port=$(port_of "$server")
-  common=(-server "127.0.0.1:$port" -domain localhost $tls_flag -mech "$MECH" -label "$server" -server-pid "$pid")
-  [ -n "$SOURCES" ] && common+=(-sources "$SOURCES")
+  set_common
   log "$server: registering $accounts accounts (XEP-0077)"
   # Every generator run is bounded (timeout) so that a server that hangs cannot stall an unattended run.
   timeout 600 "$bench" register "${common[@]}" -users "$accounts" -register-workers 8 >&2 || log "$server: registration had failures"
@@ -269,8 +274,7 @@ for server in $SERVERS; do
         continue
       fi
       pid=$(tail -1 "$work/$server.pid")
-      common=(-server "127.0.0.1:$port" -domain localhost $tls_flag -mech "$MECH" -label "$server" -server-pid "$pid")
-      [ -n "$SOURCES" ] && common+=(-sources "$SOURCES")
+      set_common
     fi
     plain=()
     for a in "${common[@]}"; do [ "$a" != -tls ] && plain+=("$a"); done
