@@ -58,6 +58,7 @@ type conn struct {
 
 	rd      *stream.Reader
 	raw     syscall.RawConn // the TCP socket, for waiting without reading (nil: read as usual)
+	parkFD  int32           // the socket's descriptor + 1 while parked in the poller (guarded by its lock)
 	batch   batch           // writers started while the reader handles a burst (holdWrites)
 	tlsConn *tls.Conn
 	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
@@ -140,13 +141,14 @@ func (c *conn) gone() {
 var errParked = errors.New("c2s: parked")
 
 // Parking. A goroutine blocked in a TLS read keeps the stack it grew while it negotiated TLS, SASL and handled
-// stanzas (8 KiB or more), and the read buffer it reads into: most of an idle session's memory. So a bound
+// stanzas (4 to 8 KiB or more), and the read buffer it reads into: most of an idle session's memory. So a bound
 // session's read waits at most parkAfter for the client; when that passes with nothing buffered, the loop gives
-// the scanner's buffer back (stream.Reader.Park) and hands the wait to a new goroutine, whose stack is small,
-// that waits for the socket to become readable without reading (MSG_PEEK) and then runs the loop; the old
-// goroutine returns. A busy session never parks. A TLS read that times out keeps what it has of a record, so
-// nothing is lost, and TLS holds no complete record then (it would have returned it). A connection that cannot
-// be waited on that way (WebSocket) reads as before.
+// the scanner's buffer back (stream.Reader.Park), registers the socket with the process's poller (one epoll set
+// and one goroutine for all parked sessions, park_linux.go) and its goroutine returns. When the socket becomes
+// readable the poller starts a new goroutine that runs the loop (resumeParked). A busy session never parks. A TLS read
+// that times out keeps what it has of a record, so nothing is lost, and TLS holds no complete record then (it
+// would have returned it). Where the poller is unavailable a goroutine waits for the socket without reading
+// (MSG_PEEK); a connection that cannot be waited on that way (WebSocket) reads as before.
 
 // parkAfter is how long a session's reader waits for its client before parking.
 const parkAfter = time.Second
@@ -168,19 +170,33 @@ func (c *conn) next() (*stream.Element, error) {
 		return c.rd.Next() // part of an element came: the rest is on its way
 	}
 	c.rd.Park()
-	go c.unpark()
+	if p := parkPoller(); p == nil || !p.park(c) {
+		go c.unpark()
+	}
 	return nil, errParked
 }
 
 // unpark waits for the client to send more and goes on with the stanza loop.
 func (c *conn) unpark() {
 	waitReadable(c.raw) // an error shows at the next read
+	c.resumeParked()
+}
+
+// resumeParked goes on with the stanza loop of a parked connection.
+func (c *conn) resumeParked() {
 	err := c.loop()
 	if err == errParked {
 		return
 	}
 	c.end(err)
 	c.gone()
+}
+
+// wakeClosed resumes the loop of a parked connection whose socket the server closed, so that it ends.
+func (c *conn) wakeClosed() {
+	if p := parkPoller(); p != nil {
+		p.wake(c)
+	}
 }
 
 // end reports err to the client as a stream error where one applies and tears the session down.

@@ -1,10 +1,123 @@
 package c2s
 
 import (
+	"log/slog"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 )
+
+// poller waits for every parked connection of the process at once: one epoll instance and one goroutine, so a
+// parked session holds no goroutine of its own (a goroutine blocked in a read keeps a stack of 4 to 8 KiB, which
+// was a third of an idle session's memory). Each parked socket is registered one-shot; when it becomes readable
+// (data, end of stream, an error) the poller takes it off and starts a goroutine that runs the stanza loop again.
+//
+// Whoever takes a connection out of waiting owns its resumption: the poller when the socket fires, wake when the
+// server closes the socket itself (closing a socket drops it from the epoll set without an event, so every place
+// that closes a parked connection's socket calls wake afterwards: outq.closeConn and the resumption of a session
+// on a new connection).
+type poller struct {
+	epfd    int
+	mu      sync.Mutex
+	waiting map[int32]*conn // by socket descriptor
+}
+
+var (
+	pollerOnce sync.Once
+	thePoller  *poller
+)
+
+// parkPoller returns the process's poller, or nil if epoll is unavailable (connections then park a goroutine).
+func parkPoller() *poller {
+	pollerOnce.Do(func() {
+		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			slog.Warn("c2s: no epoll for parked sessions; each idle session keeps a goroutine", "err", err)
+			return
+		}
+		thePoller = &poller{epfd: fd, waiting: make(map[int32]*conn)}
+		go thePoller.run()
+	})
+	return thePoller
+}
+
+// park registers c's socket. It reports false if it could not (the socket is closed, or epoll refused it): the
+// caller then waits some other way.
+func (p *poller) park(c *conn) bool {
+	parked := false
+	err := c.raw.Control(func(f uintptr) {
+		fd := int32(f)
+		p.mu.Lock()
+		stale := p.waiting[fd]
+		p.waiting[fd] = c
+		c.parkFD = fd + 1
+		if stale != nil && stale != c {
+			// A connection whose socket was closed without wake: resume it so that it ends (its read fails).
+			stale.parkFD = 0
+			go stale.resumeParked()
+		}
+		p.mu.Unlock()
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd}
+		if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(f), &ev); err != nil {
+			p.mu.Lock()
+			if p.waiting[fd] == c {
+				delete(p.waiting, fd)
+				c.parkFD = 0
+				p.mu.Unlock()
+				return // not parked: the caller goes on
+			}
+			p.mu.Unlock() // wake took it meanwhile and resumes it
+		}
+		parked = true
+	})
+	return err == nil && parked
+}
+
+// wake resumes c if it is parked; called after its socket was closed.
+func (p *poller) wake(c *conn) {
+	p.mu.Lock()
+	fd := c.parkFD - 1
+	if fd < 0 || p.waiting[fd] != c {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.waiting, fd)
+	c.parkFD = 0
+	p.mu.Unlock()
+	go c.resumeParked()
+}
+
+func (p *poller) run() {
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			slog.Error("c2s: epoll wait failed; parked sessions wake only when closed", "err", err)
+			return
+		}
+		for i := range n {
+			fd := events[i].Fd
+			p.mu.Lock()
+			c := p.waiting[fd]
+			if c != nil {
+				delete(p.waiting, fd)
+				c.parkFD = 0
+			}
+			p.mu.Unlock()
+			if c == nil {
+				continue // taken by wake
+			}
+			// Off the set before the loop may park it again. An event from before the descriptor was reused
+			// resumes the new connection needlessly: it reads nothing and parks again.
+			c.raw.Control(func(f uintptr) { syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(f), nil) })
+			go c.resumeParked()
+		}
+	}
+}
 
 // parkable returns the raw socket of a TCP connection, for waitReadable; nil for anything else.
 func parkable(nc net.Conn) syscall.RawConn {

@@ -12,6 +12,12 @@ func parkable(net.Conn) syscall.RawConn { return nil }
 
 func waitReadable(syscall.RawConn) error { return nil }
 
+type poller struct{}
+
+func parkPoller() *poller       { return nil }
+func (*poller) park(*conn) bool { return false }
+func (*poller) wake(*conn)      {}
+
 func sendRoom(syscall.RawConn) *roomCheck { return nil }
 
 type roomCheck struct{}

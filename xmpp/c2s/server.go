@@ -182,6 +182,7 @@ func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
 	c.out.max = s.cfg.MaxQueue
 	c.out.timeout = s.cfg.WriteTimeout
 	c.out.onFailed = func(err error) { c.log.Debug("write failed", "err", err) }
+	c.out.onClose = c.wakeClosed
 	if r := s.cfg.RateBytes; r > 0 {
 		// c2s.rate_bytes: what a session may send per second, with a burst of a second's worth or one
 		// largest stanza, whichever is more.

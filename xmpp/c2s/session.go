@@ -33,6 +33,8 @@ type outq struct {
 	onFailed func(error)
 	// afterDrain returns bytes to write at the end of a drain (an XEP-0198 ack request), or nil.
 	afterDrain func() []byte
+	// onClose runs after the queue closed the socket (it wakes a parked reader, see parking in conn.go).
+	onClose func()
 	// room tells whether the socket can take n more bytes without blocking (nil: never assume so).
 	room *roomCheck
 	// held: the connection's reader is handling stanzas it has read; a writer that would start now waits for
@@ -135,6 +137,14 @@ func (q *outq) finish(last []byte) {
 
 func (q *outq) drain() { q.run(false) }
 
+// closeConn closes the socket and tells the connection (onClose).
+func (q *outq) closeConn() {
+	q.conn.Close()
+	if q.onClose != nil {
+		q.onClose()
+	}
+}
+
 // run writes the queue until it is empty. inline: the caller's goroutine, which writes one round and hands
 // whatever came meanwhile to a writer goroutine.
 func (q *outq) run(inline bool) {
@@ -172,7 +182,7 @@ func (q *outq) run(inline bool) {
 			}
 			q.mu.Unlock()
 			if closing {
-				q.conn.Close()
+				q.closeConn()
 			}
 			return
 		}
@@ -193,7 +203,7 @@ func (q *outq) writeOrFail(bufs [][]byte, bp *[]byte) bool {
 	q.mu.Lock()
 	q.closed, q.writing, q.bufs = true, false, nil
 	q.mu.Unlock()
-	q.conn.Close()
+	q.closeConn()
 	if q.onFailed != nil {
 		q.onFailed(err)
 	}

@@ -148,6 +148,7 @@ func (c *conn) resume(el *stream.Element) (bool, error) {
 		// The old connection is half-open (the client noticed before we did): it must not end the session.
 		old.serverClosed.Store(true)
 		old.nc.Close()
+		old.wakeClosed()
 	}
 	if !s.ack(h) {
 		return false, &streamError{"undefined-condition", "handled count too high"}
