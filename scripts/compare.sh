@@ -16,7 +16,8 @@
 #   OFFLINE_MESSAGES=2000 OFFLINE_USERS=200 OFFLINE_RATE=500
 #   TLS=1  MECH=SCRAM-SHA-1   NOFILE=20000 (ulimit -n for servers and generator alike)
 #   CONNECT_HOLD=60      connect: seconds the sessions idle before memory is read again (idle RSS per session)
-#   SWEEP_RATES="4000 8000 12000 16000 20000" SWEEP_DURATION=10   chat at each rate: the highest with p99 < 100 ms
+#   SWEEP_RATES="4000 8000 ... 32000" SWEEP_DURATION=10   chat at each rate: the highest with p99 < 100 ms
+#                       (a server's sweep stops at the first rate it does not sustain)
 #   PROFILE=1            Parley: CPU profiles of chat and muc, a heap profile of the idle sessions (pprof),
 #                        kept in $OUT_DIR/profiles with the figures
 #   SERVERS="ejabberd prosody parley parley-nomam"   OUT_DIR=docs/bench   KEEP_WORK=1 keeps the run directory
@@ -50,7 +51,7 @@ MECH=${MECH:-SCRAM-SHA-1}
 NOFILE=${NOFILE:-20000}
 SERVERS=${SERVERS:-ejabberd prosody parley parley-nomam}
 CONNECT_HOLD=${CONNECT_HOLD:-60}
-SWEEP_RATES=${SWEEP_RATES:-4000 8000 12000 16000 20000}
+SWEEP_RATES=${SWEEP_RATES:-4000 8000 12000 16000 20000 24000 28000 32000}
 SWEEP_DURATION=${SWEEP_DURATION:-10}
 PROFILE=${PROFILE:-1}
 SCENARIOS=${SCENARIOS:-connect connect-plain chat sweep muc offline}
@@ -297,6 +298,13 @@ for server in $SERVERS; do
       -rate "$rate" -duration "${SWEEP_DURATION}s" >"$work/results/$server-sweep-$rate.txt" 2>&1 ||
       log "$server: chat at $rate msg/s reported losses or failures"
     grep -E 'delivered|lost |e2e|server_cpu_s_per' "$work/results/$server-sweep-$rate.txt" >&2 || true
+    # A rate this server does not sustain (a loss, or p99 of 100 ms or more) ends its sweep: higher ones
+    # would not be sustained either, and each would cost a drain timeout.
+    if ! awk '$1 == "lost" && $2 > 0 {bad = 1} $1 == "e2e" && $6 + 0 >= 100 {bad = 1} END {exit bad}' \
+      "$work/results/$server-sweep-$rate.txt"; then
+      log "$server: $rate msg/s not sustained; the sweep stops here"
+      break
+    fi
     sleep 2
   done
   if want muc; then

@@ -345,7 +345,8 @@ func sweepSection(b *strings.Builder, runs []storedResult, labels []string) {
 	}
 	fmt.Fprintf(b, "## chat rate sweep\n\n")
 	fmt.Fprintf(b, "The chat scenario at rising offered rates. Each cell: e2e p99 ms / delivered msg/s / lost / "+
-		"server CPU s per 1,000 msgs / generator CPU s per 1,000 msgs.\n\n")
+		"server CPU s per 1,000 msgs / generator CPU s per 1,000 msgs; – : not run (a server's sweep stops at the "+
+		"first rate it does not sustain).\n\n")
 	fmt.Fprintf(b, "| offered msg/s |")
 	for _, l := range cols {
 		fmt.Fprintf(b, " %s |", l)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"parley.im/parley/xmpp/sock"
 )
 
 // poller waits for every parked connection of the process at once: one epoll instance and one goroutine, so a
@@ -120,17 +122,7 @@ func (p *poller) run() {
 }
 
 // parkable returns the raw socket of a TCP connection, for waitReadable; nil for anything else.
-func parkable(nc net.Conn) syscall.RawConn {
-	tc, ok := nc.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
-}
+func parkable(nc net.Conn) syscall.RawConn { return sock.Raw(nc) }
 
 // waitReadable blocks until the socket has data (or an error, or end of stream) to read, without reading it.
 func waitReadable(rc syscall.RawConn) error {
@@ -180,7 +172,7 @@ func (r *roomCheck) fits(n int) bool {
 	ok := false
 	r.rc.Control(func(fd uintptr) {
 		var queued int32
-		_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&queued)))
+		_, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&queued)))
 		if e == 0 {
 			r.left = r.limit - int(queued)
 			ok = need <= r.left

@@ -22,6 +22,7 @@ import (
 	"parley.im/parley/xmpp/auth"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/router"
+	"parley.im/parley/xmpp/sock"
 )
 
 // Server accepts client connections for one domain.
@@ -177,10 +178,14 @@ func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
 
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
 	id := "c" + strconv.FormatUint(s.nextID.Add(1), 10)
-	c := &conn{srv: s, nc: nc, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}
-	c.out.conn = nc
+	c := &conn{srv: s, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}
 	c.out.max = s.cfg.MaxQueue
-	c.out.timeout = s.cfg.WriteTimeout
+	if sc := sock.Wrap(nc, s.cfg.WriteTimeout); sc != nc {
+		nc = sc // it arms the write timeout itself, only when a write has to wait
+	} else {
+		c.out.timeout = s.cfg.WriteTimeout
+	}
+	c.nc, c.out.conn = nc, nc
 	c.out.onFailed = func(err error) { c.log.Debug("write failed", "err", err) }
 	c.out.onClose = c.wakeClosed
 	if r := s.cfg.RateBytes; r > 0 {
