@@ -16,6 +16,8 @@
 #   OFFLINE_MESSAGES=2000 OFFLINE_USERS=200 OFFLINE_RATE=500
 #   TLS=1  MECH=SCRAM-SHA-1   NOFILE=20000 (ulimit -n for servers and generator alike)
 #   CONNECT_HOLD=60      connect: seconds the sessions idle before memory is read again (idle RSS per session)
+#   WARMUP=100           connect: sessions logged in before the memory baseline and kept (one-time costs of a
+#                        server's first logins are then not counted per session), for every server alike
 #   SWEEP_RATES="4000 8000 ... 32000" SWEEP_DURATION=10   chat at each rate: the highest with p99 < 100 ms
 #                       (a server's sweep stops at the first rate it does not sustain)
 #   PROFILE=1            Parley: CPU profiles of chat and muc, a heap profile of the idle sessions (pprof),
@@ -53,6 +55,7 @@ SERVERS=${SERVERS:-ejabberd prosody parley parley-nomam}
 CONNECT_HOLD=${CONNECT_HOLD:-60}
 SWEEP_RATES=${SWEEP_RATES:-4000 8000 12000 16000 20000 24000 28000 32000}
 SWEEP_DURATION=${SWEEP_DURATION:-10}
+WARMUP=${WARMUP:-100}
 PROFILE=${PROFILE:-1}
 SCENARIOS=${SCENARIOS:-connect connect-plain chat sweep muc offline}
 SOURCES=${SOURCES:-}
@@ -108,7 +111,8 @@ fi
 
 # Accounts: scenarios share users 0.. (each closes its sessions before the next starts); the offline
 # scenario gets its own range above them so that no recipient can still be online from an earlier one.
-base_users=$SESSIONS
+# The connect scenarios' warm-up sessions use the WARMUP accounts after SESSIONS.
+base_users=$((SESSIONS + WARMUP))
 for n in "$CHAT_USERS" "$MUC_OCCUPANTS"; do [ "$n" -gt "$base_users" ] && base_users=$n; done
 offline_first=$base_users
 accounts=$((base_users + OFFLINE_SENDERS + OFFLINE_USERS))
@@ -262,7 +266,7 @@ for server in $SERVERS; do
   ramp=$(( (SESSIONS + CONNECT_RATE - 1) / CONNECT_RATE ))
   if want connect; then
     profile connect-heap $((ramp + 4 + CONNECT_HOLD - 5)) 0
-    run_scenario connect -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s
+    run_scenario connect -sessions "$SESSIONS" -warmup "$WARMUP" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s
   fi
   if want connect-plain; then
     # The same without TLS (plaintext c2s on loopback), reported as connect-plain. The server is restarted
@@ -281,7 +285,7 @@ for server in $SERVERS; do
     for a in "${common[@]}"; do [ "$a" != -tls ] && plain+=("$a"); done
     log "$server: connect without TLS"
     timeout 600 "$bench" connect "${plain[@]}" -as connect-plain -json "$work/results/$server-connect-plain.json" \
-      -sessions "$SESSIONS" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s \
+      -sessions "$SESSIONS" -warmup "$WARMUP" -rate "$CONNECT_RATE" -hold "${CONNECT_HOLD}s" -settle 2s \
       >"$work/results/$server-connect-plain.txt" 2>&1 || log "$server: connect without TLS reported failures"
     grep -E 'sessions_ok|per_session|per_idle' "$work/results/$server-connect-plain.txt" >&2 || true
     sleep 2
@@ -322,7 +326,7 @@ results=("$work"/results/*.json)
 title="Development machine: $(nproc) cores shared with other work, $(uname -sr); servers: ${ran[*]}; \
 SESSIONS=$SESSIONS CONNECT_RATE=$CONNECT_RATE RATE=$RATE DURATION=$DURATION CHAT_USERS=$CHAT_USERS \
 MUC_OCCUPANTS=$MUC_OCCUPANTS MUC_SENDERS=$MUC_SENDERS MUC_RATE=$MUC_RATE OFFLINE_MESSAGES=$OFFLINE_MESSAGES \
-CONNECT_HOLD=$CONNECT_HOLD SWEEP_RATES=\"$SWEEP_RATES\" SWEEP_DURATION=$SWEEP_DURATION \
+CONNECT_HOLD=$CONNECT_HOLD WARMUP=$WARMUP SWEEP_RATES=\"$SWEEP_RATES\" SWEEP_DURATION=$SWEEP_DURATION \
 OFFLINE_USERS=$OFFLINE_USERS TLS=$TLS MECH=$MECH, ulimit -n $(ulimit -n); load average at start $load_start, \
 at end $(cut -d' ' -f1-3 /proc/loadavg)."
 "$bench" report -out "$OUT_DIR" -title "$title" "${results[@]}"

@@ -9,10 +9,20 @@ import (
 // runConnect ramps -sessions logins at -rate per second, holds them for -hold and reports login latency
 // (TCP connect to the echo of the initial presence) and the server's memory per session: VmRSS after the
 // ramp (plus -settle) minus VmRSS before it, divided by the sessions that logged in; and the same after the
-// sessions idled for -hold (server_rss_per_idle_session_kb).
+// sessions idled for -hold (server_rss_per_idle_session_kb). With -warmup, that many sessions log in first and
+// stay: the baseline then includes what a server's first logins cost once.
 func runConnect(o *options, c *client, srv serverProc, r *result, log *slog.Logger) {
 	var dropped atomic.Int64
 	onDrop := func(*session, error) { dropped.Add(1) }
+	// Warm-up sessions (accounts after the measured ones) log in before the baseline and stay until the end:
+	// what the first logins of a server's life cost once (code paged in, caches filled, pools grown) is then
+	// not counted as memory per session. The same for every server.
+	var warm *loginResult
+	if o.warmup > 0 {
+		log.Info("warm-up", "sessions", o.warmup)
+		warm = loginMany(c, o.first+o.sessions, o.warmup, o.rate, nil, nil)
+		r.add("warmup_sessions", float64(warm.ok), "logged in before the baseline, not counted")
+	}
 	// Let the server settle (garbage from account creation or an earlier run) before the baseline.
 	time.Sleep(o.settle)
 	genRSS0 := selfRSSKB()
@@ -29,6 +39,9 @@ func runConnect(o *options, c *client, srv serverProc, r *result, log *slog.Logg
 	afterHold, holdErr := srv.sample()
 	stillUp := lr.ok - int(dropped.Load())
 	closeAll(lr.sessions)
+	if warm != nil {
+		closeAll(warm.sessions)
+	}
 
 	failed := o.sessions - lr.ok
 	r.add("sessions_requested", float64(o.sessions), "")

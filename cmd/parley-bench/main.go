@@ -43,6 +43,7 @@ type options struct {
 	loginTimeout                     time.Duration
 	loginRate                        float64
 	first                            int
+	warmup                           int
 	settle                           time.Duration
 	drain                            time.Duration
 	verbose                          bool
@@ -90,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.prefix, "users-prefix", "bench", "account localparts are PREFIX0, PREFIX1, ...")
 	fs.StringVar(&o.password, "password", "bench-password", "password of every benchmark account")
 	fs.IntVar(&o.first, "first-user", 0, "index of the first account this run uses")
+	fs.IntVar(&o.warmup, "warmup", 0, "connect: sessions (accounts after the measured ones) that log in before the memory baseline and stay, so that one-time costs are not counted per session")
 	fs.StringVar(&o.sources, "sources", "", "comma-separated local addresses to bind, round robin (e.g. 127.0.0.2,127.0.0.3): more than one address's ephemeral ports")
 	fs.BoolVar(&o.tls, "tls", false, "negotiate STARTTLS")
 	fs.BoolVar(&o.tlsVerify, "tls-verify", false, "verify the server certificate (benchmark peers use self-signed ones)")
