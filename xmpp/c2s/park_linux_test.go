@@ -8,29 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"parley.im/parley/xmpp/internal/tcptest"
 	"parley.im/parley/xmpp/stream"
 )
 
-func tcpPair(t *testing.T) (server, client *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		done <- c
-	}()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := <-done
-	t.Cleanup(func() { sc.Close(); cc.Close() })
-	return sc.(*net.TCPConn), cc.(*net.TCPConn)
-}
+func tcpPair(t *testing.T) (server, client *net.TCPConn) { return tcptest.Pair(t) }
 
 // The sender writes to the socket itself while the client reads; once the client stops reading and the send
 // buffer fills, writes go to a writer goroutine and the sender is never blocked.

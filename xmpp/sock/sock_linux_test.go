@@ -8,28 +8,11 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"parley.im/parley/xmpp/internal/tcptest"
 )
 
-func tcpPair(t *testing.T) (server, client *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		done <- c
-	}()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := <-done
-	t.Cleanup(func() { sc.Close(); cc.Close() })
-	return sc.(*net.TCPConn), cc.(*net.TCPConn)
-}
+func tcpPair(t *testing.T) (server, client *net.TCPConn) { return tcptest.Pair(t) }
 
 // Conn reads and writes like the TCPConn it wraps: data both ways, the read deadline, end of stream.
 func TestConnReadWrite(t *testing.T) {
