@@ -22,6 +22,9 @@ func runConnect(o *options, c *client, srv serverProc, r *result, log *slog.Logg
 		log.Info("warm-up", "sessions", o.warmup)
 		warm = loginMany(c, o.first+o.sessions, o.warmup, o.rate, nil, nil)
 		r.add("warmup_sessions", float64(warm.ok), "logged in before the baseline, not counted")
+		if warm.ok < o.warmup {
+			r.note("%d of %d warm-up sessions failed to log in: the baseline includes fewer one-time costs", o.warmup-warm.ok, o.warmup)
+		}
 	}
 	// Let the server settle (garbage from account creation or an earlier run) before the baseline.
 	time.Sleep(o.settle)

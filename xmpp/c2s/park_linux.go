@@ -23,6 +23,7 @@ type poller struct {
 	epfd    int
 	mu      sync.Mutex
 	waiting map[int32]*conn // by socket descriptor
+	dead    bool            // epoll_wait failed: nothing parks any more (callers fall back to a goroutine)
 }
 
 var (
@@ -44,32 +45,45 @@ func parkPoller() *poller {
 	return thePoller
 }
 
-// park registers c's socket. It reports false if it could not (the socket is closed, or epoll refused it): the
-// caller then waits some other way.
+// take removes c from waiting if it is there under fd, and reports whether it was: the caller then owns its
+// resumption. p.mu is held.
+func (p *poller) take(fd int32, c *conn) bool {
+	if fd < 0 || p.waiting[fd] != c {
+		return false
+	}
+	delete(p.waiting, fd)
+	c.parkFD = 0
+	return true
+}
+
+// park registers c's socket. It reports false if it could not (the socket is closed, epoll refused it, or the
+// poller has failed): the caller then waits some other way.
 func (p *poller) park(c *conn) bool {
 	parked := false
 	err := c.raw.Control(func(f uintptr) {
 		fd := int32(f)
 		p.mu.Lock()
-		stale := p.waiting[fd]
-		p.waiting[fd] = c
-		c.parkFD = fd + 1
-		if stale != nil && stale != c {
+		if p.dead {
+			p.mu.Unlock()
+			return
+		}
+		if stale := p.waiting[fd]; stale != nil && stale != c {
 			// A connection whose socket was closed without wake: resume it so that it ends (its read fails).
-			stale.parkFD = 0
+			p.take(fd, stale)
 			go stale.resumeParked()
 		}
+		p.waiting[fd] = c
+		c.parkFD = fd + 1
 		p.mu.Unlock()
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd}
 		if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(f), &ev); err != nil {
 			p.mu.Lock()
-			if p.waiting[fd] == c {
-				delete(p.waiting, fd)
-				c.parkFD = 0
-				p.mu.Unlock()
+			mine := p.take(fd, c)
+			p.mu.Unlock()
+			if mine {
 				return // not parked: the caller goes on
 			}
-			p.mu.Unlock() // wake took it meanwhile and resumes it
+			// else wake or the failing poller took it meanwhile and resumes it
 		}
 		parked = true
 	})
@@ -79,38 +93,31 @@ func (p *poller) park(c *conn) bool {
 // wake resumes c if it is parked; called after its socket was closed.
 func (p *poller) wake(c *conn) {
 	p.mu.Lock()
-	fd := c.parkFD - 1
-	if fd < 0 || p.waiting[fd] != c {
-		p.mu.Unlock()
-		return
-	}
-	delete(p.waiting, fd)
-	c.parkFD = 0
+	mine := p.take(c.parkFD-1, c)
 	p.mu.Unlock()
-	go c.resumeParked()
+	if mine {
+		go c.resumeParked()
+	}
 }
 
 func (p *poller) run() {
 	events := make([]syscall.EpollEvent, 256)
 	for {
 		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if err == syscall.EINTR {
+			continue
+		}
 		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			slog.Error("c2s: epoll wait failed; parked sessions wake only when closed", "err", err)
+			p.fail(err)
 			return
 		}
 		for i := range n {
 			fd := events[i].Fd
 			p.mu.Lock()
 			c := p.waiting[fd]
-			if c != nil {
-				delete(p.waiting, fd)
-				c.parkFD = 0
-			}
+			mine := c != nil && p.take(fd, c)
 			p.mu.Unlock()
-			if c == nil {
+			if !mine {
 				continue // taken by wake
 			}
 			// Off the set before the loop may park it again. An event from before the descriptor was reused
@@ -118,6 +125,23 @@ func (p *poller) run() {
 			c.raw.Control(func(f uintptr) { syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(f), nil) })
 			go c.resumeParked()
 		}
+	}
+}
+
+// fail stops parking in the poller after epoll_wait failed: every parked connection resumes its loop, and
+// parks from then on with a goroutine of its own (conn.next's fallback).
+func (p *poller) fail(err error) {
+	slog.Error("c2s: epoll wait failed; idle sessions keep a goroutine from now on", "err", err)
+	p.mu.Lock()
+	p.dead = true
+	resume := make([]*conn, 0, len(p.waiting))
+	for fd, c := range p.waiting {
+		p.take(fd, c)
+		resume = append(resume, c)
+	}
+	p.mu.Unlock()
+	for _, c := range resume {
+		go c.resumeParked()
 	}
 }
 

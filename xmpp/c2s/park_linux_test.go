@@ -2,9 +2,11 @@ package c2s
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,12 +14,10 @@ import (
 	"parley.im/parley/xmpp/stream"
 )
 
-func tcpPair(t *testing.T) (server, client *net.TCPConn) { return tcptest.Pair(t) }
-
 // The sender writes to the socket itself while the client reads; once the client stops reading and the send
 // buffer fills, writes go to a writer goroutine and the sender is never blocked.
 func TestInlineWriteNeverBlocksTheSender(t *testing.T) {
-	sc, cc := tcpPair(t)
+	sc, cc := tcptest.Pair(t)
 	sc.SetWriteBuffer(64 << 10)
 	q := &outq{conn: sc, max: 64 << 20, timeout: 5 * time.Second}
 	q.room = sendRoom(parkable(sc))
@@ -83,7 +83,7 @@ func TestInlineWriteNeverBlocksTheSender(t *testing.T) {
 func parkedConn(t *testing.T) (*Server, *conn, *net.TCPConn) {
 	t.Helper()
 	srv := benchServer(t)
-	sc, cc := tcpPair(t)
+	sc, cc := tcptest.Pair(t)
 	c := benchConn(srv, sc, "juliet@example.net/balcony")
 	c.rd = stream.NewReader(sc, stream.Limits{})
 	cc.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0'>"))
@@ -185,4 +185,43 @@ func TestParkedSessionPeerCloses(t *testing.T) {
 	waitParked(t, c)
 	cc.Close()
 	waitGone(t, srv, c)
+}
+
+// When epoll_wait fails, the poller resumes every connection parked in it (their loops go on) and parks
+// nothing more, so that conn.next falls back to a goroutine per idle session instead of leaving sessions
+// unserved.
+func TestPollerFailureResumesParked(t *testing.T) {
+	srv := benchServer(t)
+	sc, cc := tcptest.Pair(t)
+	c := benchConn(srv, sc, "romeo@example.net/orchard")
+	c.rd = stream.NewReader(sc, stream.Limits{})
+	cc.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0'>"))
+	if _, err := c.rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	c.raw = parkable(sc)
+	c.out.room = sendRoom(c.raw)
+
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(epfd)
+	p := &poller{epfd: epfd, waiting: make(map[int32]*conn)} // not the process's poller, and no run loop
+	if !p.park(c) {
+		t.Fatal("park refused a live socket")
+	}
+	p.fail(errors.New("test failure"))
+	p.mu.Lock()
+	left := len(p.waiting)
+	p.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("after the failure %d connections still wait", left)
+	}
+	// The resumed loop serves the client.
+	cc.Write([]byte("<message to='romeo@example.net/orchard' id='m1'><body>still here</body></message>"))
+	readUntil(t, cc, "still here")
+	if p.park(c) {
+		t.Fatal("a failed poller accepted a connection")
+	}
 }

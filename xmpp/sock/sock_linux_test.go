@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -12,11 +11,9 @@ import (
 	"parley.im/parley/xmpp/internal/tcptest"
 )
 
-func tcpPair(t *testing.T) (server, client *net.TCPConn) { return tcptest.Pair(t) }
-
 // Conn reads and writes like the TCPConn it wraps: data both ways, the read deadline, end of stream.
 func TestConnReadWrite(t *testing.T) {
-	sc, cc := tcpPair(t)
+	sc, cc := tcptest.Pair(t)
 	s := Wrap(sc, time.Second)
 	if _, ok := s.(*Conn); !ok {
 		t.Fatal("a TCP connection was not wrapped")
@@ -55,7 +52,7 @@ func TestConnReadWrite(t *testing.T) {
 // A write that has to wait for a client that does not read fails after the write timeout, and only a write
 // that waited leaves a deadline behind it: writes that fit never fail because of an earlier one's.
 func TestConnWriteTimeout(t *testing.T) {
-	sc, _ := tcpPair(t)
+	sc, _ := tcptest.Pair(t)
 	sc.SetWriteBuffer(64 << 10)
 	s := Wrap(sc, 300*time.Millisecond).(*Conn)
 	if _, err := s.Write([]byte("fits")); err != nil || s.armed {
@@ -77,7 +74,7 @@ func TestConnWriteTimeout(t *testing.T) {
 
 // A deadline set with SetWriteDeadline holds across writes that had to wait and armed their own.
 func TestConnExplicitWriteDeadline(t *testing.T) {
-	sc, cc := tcpPair(t)
+	sc, cc := tcptest.Pair(t)
 	sc.SetWriteBuffer(64 << 10)
 	s := Wrap(sc, 5*time.Second).(*Conn)
 	// A write that waits for the client, which then reads everything.
