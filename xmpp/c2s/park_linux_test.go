@@ -78,13 +78,13 @@ func TestInlineWriteNeverBlocksTheSender(t *testing.T) {
 	}
 }
 
-// parkedConn returns a bound session on loopback TCP whose stanza loop runs (and parks once idle), and the
+// streamConn returns a bound session on loopback TCP past its stream header, with its loop not started, and the
 // client's end of its socket.
-func parkedConn(t *testing.T) (*Server, *conn, *net.TCPConn) {
+func streamConn(t *testing.T, full string) (*Server, *conn, *net.TCPConn) {
 	t.Helper()
 	srv := benchServer(t)
 	sc, cc := tcptest.Pair(t)
-	c := benchConn(srv, sc, "juliet@example.net/balcony")
+	c := benchConn(srv, sc, full)
 	c.rd = stream.NewReader(sc, stream.Limits{})
 	cc.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0'>"))
 	if _, err := c.rd.Header(); err != nil {
@@ -92,6 +92,14 @@ func parkedConn(t *testing.T) (*Server, *conn, *net.TCPConn) {
 	}
 	c.raw = parkable(sc)
 	c.out.room = sendRoom(c.raw)
+	return srv, c, cc
+}
+
+// parkedConn returns a bound session whose stanza loop runs (and parks once idle), and the client's end of its
+// socket.
+func parkedConn(t *testing.T) (*Server, *conn, *net.TCPConn) {
+	t.Helper()
+	srv, c, cc := streamConn(t, "juliet@example.net/balcony")
 	go c.resumeParked()
 	return srv, c, cc
 }
@@ -191,16 +199,7 @@ func TestParkedSessionPeerCloses(t *testing.T) {
 // nothing more, so that conn.next falls back to a goroutine per idle session instead of leaving sessions
 // unserved.
 func TestPollerFailureResumesParked(t *testing.T) {
-	srv := benchServer(t)
-	sc, cc := tcptest.Pair(t)
-	c := benchConn(srv, sc, "romeo@example.net/orchard")
-	c.rd = stream.NewReader(sc, stream.Limits{})
-	cc.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0'>"))
-	if _, err := c.rd.Header(); err != nil {
-		t.Fatal(err)
-	}
-	c.raw = parkable(sc)
-	c.out.room = sendRoom(c.raw)
+	_, c, cc := streamConn(t, "romeo@example.net/orchard")
 
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
