@@ -150,6 +150,8 @@ start_server() {
       # exist makes parley exit, and the server is skipped rather than run with a default port.
       # Parley's defaults already serve MUC on conference.localhost and keep offline messages, like the
       # peers' configurations here. Accounts come from XEP-0077 (register.open) as for the peers.
+      # PARLEY_BIN measures a binary built elsewhere (scripts/ab.sh compares two commits this way).
+      if [ -n "${PARLEY_BIN:-}" ] && [ ! -x "$work/bin/parley" ]; then cp "$PARLEY_BIN" "$work/bin/parley"; fi
       if [ ! -x "$work/bin/parley" ] && ! go build -o "$work/bin/parley" ./cmd/parley 2>"$work/parley-build.log"; then
         log "parley does not build yet (see below); skipped"; tail -5 "$work/parley-build.log" >&2
         return 1
