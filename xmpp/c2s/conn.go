@@ -9,12 +9,11 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -23,6 +22,7 @@ import (
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 	"parley.im/parley/xmpp/stream"
+	"parley.im/parley/xmpp/transport"
 )
 
 const (
@@ -56,13 +56,10 @@ type conn struct {
 	log       *slog.Logger
 	ctx       context.Context
 
-	rd     *stream.Reader
-	raw    syscall.RawConn // the TCP socket, for waiting without reading (nil: read as usual)
-	parkFD int32           // the socket's descriptor + 1 while parked in the poller (guarded by its lock)
-	// readDeadline is the read deadline set for parking (zero: none); only the loop's goroutine uses it.
-	readDeadline time.Time
-	batch        batch // writers started while the reader handles a burst (holdWrites)
-	tlsConn      *tls.Conn
+	rd      *stream.Reader
+	park    transport.Parker // parks the reader of a bound session while its client is idle
+	batch   transport.Batch  // writers started while the reader handles a burst (holdWrites)
+	tlsConn *tls.Conn
 	// external is set when the transport was secured before the stream started (WebSocket over HTTPS, or a
 	// trusted TLS-terminating proxy): no STARTTLS, no channel binding.
 	external bool
@@ -79,7 +76,7 @@ type conn struct {
 	headerSent   bool
 	authAttempts int
 	refusals     int
-	out          outq
+	out          transport.Queue
 	sess         *session
 	hIn          *atomic.Uint32 // the session's XEP-0198 inbound count, shared with whoever resumes it
 	rate         bucket
@@ -120,12 +117,9 @@ func (c *conn) serve() {
 	if err == nil {
 		c.nc.SetDeadline(time.Time{})
 		c.startKeepalive()
-		c.raw = parkable(c.nc)
-		room := sendRoom(c.raw)
-		c.out.mu.Lock()
-		c.out.room = room
-		c.out.mu.Unlock()
-		if err = c.loop(); err == errParked {
+		c.park.Init(c.nc, c.resumeParked)
+		c.out.SetRoom(transport.SendRoom(c.park.Raw))
+		if err = c.loop(); err == transport.ErrParked {
 			return // the loop goes on in unpark
 		}
 	}
@@ -139,62 +133,14 @@ func (c *conn) gone() {
 	c.srv.Stats.Connections.Add(-1)
 }
 
-// errParked is returned by loop when it has handed the connection to unpark.
-var errParked = errors.New("c2s: parked")
-
-// Parking. A goroutine blocked in a TLS read keeps the stack it grew while it negotiated TLS, SASL and handled
-// stanzas (4 to 8 KiB or more), and the read buffer it reads into: most of an idle session's memory. So a bound
-// session's read waits at most parkAfter for the client; when that passes with nothing buffered, the loop gives
-// the scanner's buffer back (stream.Reader.Park), registers the socket with the process's poller (one epoll set
-// and one goroutine for all parked sessions, park_linux.go) and its goroutine returns. When the socket becomes
-// readable the poller starts a new goroutine that runs the loop (resumeParked). A busy session never parks. A TLS read
-// that times out keeps what it has of a record, so nothing is lost, and TLS holds no complete record then (it
-// would have returned it). Where the poller is unavailable a goroutine waits for the socket without reading
-// (MSG_PEEK); a connection that cannot be waited on that way (WebSocket) reads as before.
-
-// parkAfter is how long a session's reader waits for its client before parking.
-const parkAfter = time.Second
-
-// next returns the next element from the client, or errParked.
-func (c *conn) next() (*stream.Element, error) {
-	if c.raw == nil {
-		return c.rd.Next()
-	}
-	if c.rd.Buffered() == 0 {
-		// The deadline moves only when it is less than half of parkAfter away (a timer change per stanza
-		// was 2% of the CPU per chat message): a session parks after between half of parkAfter and parkAfter
-		// without input.
-		if dl := time.Now().Add(parkAfter); dl.Sub(c.readDeadline) > parkAfter/2 {
-			c.nc.SetReadDeadline(dl)
-			c.readDeadline = dl
-		}
-	} // else the deadline of an earlier call may pass while the rest of this element arrives: handled below
-	el, err := c.rd.Next()
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-		return el, err
-	}
-	c.nc.SetReadDeadline(time.Time{})
-	c.readDeadline = time.Time{}
-	if c.rd.Buffered() > 0 {
-		return c.rd.Next() // part of an element came: the rest is on its way
-	}
-	c.rd.Park()
-	if p := parkPoller(); p == nil || !p.park(c) {
-		go c.unpark()
-	}
-	return nil, errParked
-}
-
-// unpark waits for the client to send more and goes on with the stanza loop.
-func (c *conn) unpark() {
-	waitReadable(c.raw) // an error shows at the next read
-	c.resumeParked()
-}
+// next returns the next element from the client, or transport.ErrParked when the session has parked (see
+// transport.Parker): the loop then goes on in resumeParked.
+func (c *conn) next() (*stream.Element, error) { return c.park.Next(c.rd) }
 
 // resumeParked goes on with the stanza loop of a parked connection.
 func (c *conn) resumeParked() {
 	err := c.loop()
-	if err == errParked {
+	if err == transport.ErrParked {
 		return
 	}
 	c.end(err)
@@ -202,11 +148,7 @@ func (c *conn) resumeParked() {
 }
 
 // wakeClosed resumes the loop of a parked connection whose socket the server closed, so that it ends.
-func (c *conn) wakeClosed() {
-	if p := parkPoller(); p != nil {
-		p.wake(c)
-	}
-}
+func (c *conn) wakeClosed() { c.park.Wake() }
 
 // end reports err to the client as a stream error where one applies and tears the session down.
 func (c *conn) end(err error) {
@@ -247,7 +189,7 @@ func (c *conn) end(err error) {
 			c.sess.terminate()
 		}
 	}
-	c.out.finish(nil)
+	c.out.Finish(nil)
 	// Give the writer a moment to flush the last bytes, then make sure the socket is gone.
 	time.AfterFunc(c.srv.cfg.WriteTimeout, func() { c.nc.Close() })
 }
@@ -266,59 +208,33 @@ func (c *conn) streamError(cond, text string) {
 	if !c.headerSent {
 		b = c.appendHeader(b, "")
 	}
-	b = appendStreamError(b, cond, text)
+	b = transport.AppendStreamError(b, cond, text)
 	b = append(b, "</stream:stream>"...)
 	c.log.Info("stream error", "condition", cond, "text", text)
-	c.out.finish(b)
-}
-
-func appendStreamError(b []byte, cond, text string) []byte {
-	b = append(b, "<stream:error><"...)
-	b = append(b, cond...)
-	b = append(b, " xmlns='"+nsStreams+"'/>"...)
-	if text != "" {
-		b = append(b, "<text xmlns='"+nsStreams+"'>"...)
-		b = stanza.AppendEscape(b, text)
-		b = append(b, "</text>"...)
-	}
-	return append(b, "</stream:error>"...)
+	c.out.Finish(b)
 }
 
 // closeStream ends the session from another goroutine (conflict, shutdown, slow consumer, keepalive timeout).
 func (c *conn) closeStream(cond, text string) {
 	c.serverClosed.Store(true)
-	if cond == "" {
-		c.out.finish([]byte("</stream:stream>"))
-		return
+	if cond != "" {
+		c.srv.Stats.StreamErrors.Add(1)
+		c.log.Info("closing session", "condition", cond, "text", text)
 	}
-	c.srv.Stats.StreamErrors.Add(1)
-	c.log.Info("closing session", "condition", cond, "text", text)
-	c.out.finish(append(appendStreamError(nil, cond, text), "</stream:stream>"...))
+	c.out.CloseStream(cond, text)
 }
 
 // send queues bytes for the client. Before binding only the read goroutine sends, so order is kept.
-func (c *conn) send(b []byte) bool { return c.out.push(b) }
+func (c *conn) send(b []byte) bool { return c.out.Push(b) }
 
 // sendSync queues b and waits until the queue has been written (STARTTLS: <proceed/> must be on the wire in
 // plaintext before the handshake starts).
 func (c *conn) sendSync(b []byte) error {
 	c.send(b)
-	deadline := time.Now().Add(c.srv.cfg.WriteTimeout)
-	for {
-		c.out.mu.Lock()
-		idle, closed := !c.out.writing, c.out.closed
-		c.out.mu.Unlock()
-		if closed {
-			return errClosed
-		}
-		if idle {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.New("c2s: write timed out")
-		}
-		time.Sleep(200 * time.Microsecond)
+	if err := c.out.Flush(c.srv.cfg.WriteTimeout); err != nil {
+		return fmt.Errorf("c2s: %w", err)
 	}
+	return nil
 }
 
 func (c *conn) appendHeader(b []byte, id string) []byte {
@@ -496,9 +412,7 @@ func (c *conn) handshake(_ []byte) error {
 		return err
 	}
 	c.tlsConn, c.rw = tc, tc
-	c.out.mu.Lock()
-	c.out.conn = tc
-	c.out.mu.Unlock()
+	c.out.SetConn(tc)
 	c.cb = auth.NewChannelBindings(tc.ConnectionState(), c.srv.leafDER)
 	return nil
 }
@@ -792,26 +706,26 @@ func (c *conn) onIdle() {
 	}
 	c.pingSent.Store(true)
 	ping := stanza.New(stanza.IQ, "get", "ping-"+randomID(4), c.srv.domain, c.jid, []byte("<ping xmlns='"+nsPing+"'/>"))
-	c.out.push(ping.Raw) // not counted by stream management: the server answers the result itself
+	c.out.Push(ping.Raw) // not counted by stream management: the server answers the result itself
 	c.timer.Reset(c.srv.cfg.PingTimeout)
 }
 
 // holdWrites starts a burst: writers this connection's reader starts, its own and those of the sessions it
 // routes to, wait for releaseWrites.
 func (c *conn) holdWrites() {
-	c.out.hold()
-	c.batch.hold()
+	c.out.Hold()
+	c.batch.Hold()
 }
 
 func (c *conn) releaseWrites() {
-	c.batch.release()
-	c.out.release()
+	c.batch.Release()
+	c.out.Release()
 }
 
 // loop is the stanza loop of a bound session.
 func (c *conn) loop() error {
 	for {
-		// While the stanzas already read are handled, what they make this connection send waits (outq.hold),
+		// While the stanzas already read are handled, what they make this connection send waits (Queue.Hold),
 		// and goes out in one write before the reader waits for more: a MAM page, the presences of a login or
 		// a burst of messages to one contact is one TLS record, not one per stanza.
 		el, ok, err := c.rd.TryNext()
@@ -966,7 +880,7 @@ func refuse(nc net.Conn, domain, cond, text string) {
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
 	b := []byte("<?xml version='1.0'?><stream:stream xmlns='" + nsClient + "' xmlns:stream='" + nsStream + "' id='" +
 		randomID(8) + "' from='" + domain + "' version='1.0'>")
-	b = appendStreamError(b, cond, text)
+	b = transport.AppendStreamError(b, cond, text)
 	b = append(b, "</stream:stream>"...)
 	nc.Write(b)
 	nc.Close()
