@@ -2,8 +2,9 @@
 // (XEP-0368), SASL through package auth, resource binding, and then the stanza loop, which reads only each
 // stanza's envelope with package stream and hands the stanza to the router.
 //
-// Each connection has one read goroutine. Writes go through a bounded per-session queue drained by a writer
-// goroutine that exists only while there is something to write.
+// Each connection has one read goroutine, parked while its client is idle. Writes go through a bounded
+// per-session queue drained by a writer goroutine that exists only while there is something to write; the
+// queue, the parking and the socket I/O are package transport's, shared with the other kinds of stream.
 package c2s
 
 import (
@@ -22,7 +23,6 @@ import (
 	"parley.im/parley/xmpp/auth"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/router"
-	"parley.im/parley/xmpp/sock"
 )
 
 // Server accepts client connections for one domain.
@@ -179,15 +179,9 @@ func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
 	id := "c" + strconv.FormatUint(s.nextID.Add(1), 10)
 	c := &conn{srv: s, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}
-	c.out.max = s.cfg.MaxQueue
-	if sc := sock.Wrap(nc, s.cfg.WriteTimeout); sc != nc {
-		nc = sc // it arms the write timeout itself, only when a write has to wait
-	} else {
-		c.out.timeout = s.cfg.WriteTimeout
-	}
-	c.nc, c.out.conn = nc, nc
-	c.out.onFailed = func(err error) { c.log.Debug("write failed", "err", err) }
-	c.out.onClose = c.wakeClosed
+	c.nc = c.out.Init(nc, s.cfg.MaxQueue, s.cfg.WriteTimeout) // raw socket I/O for TCP (package sock)
+	c.out.OnFailed = func(err error) { c.log.Debug("write failed", "err", err) }
+	c.out.OnClose = c.wakeClosed
 	if r := s.cfg.RateBytes; r > 0 {
 		// c2s.rate_bytes: what a session may send per second, with a burst of a second's worth or one
 		// largest stanza, whichever is more.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,240 +12,10 @@ import (
 
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
+	"parley.im/parley/xmpp/transport"
 )
 
 var errClosed = errors.New("c2s: session closed")
-
-// outq is a session's outbound queue. The read side of any session only appends to it; a writer goroutine is
-// started when the queue goes from empty to non-empty and exits when it has drained it, so an idle session
-// holds no writer goroutine and no write buffer.
-type outq struct {
-	mu       sync.Mutex
-	bufs     [][]byte
-	bytes    int
-	writing  bool
-	closing  bool // no more appends; close the socket after the queue drains
-	closed   bool // the socket is closed
-	max      int
-	conn     net.Conn
-	timeout  time.Duration
-	onFailed func(error)
-	// afterDrain returns bytes to write at the end of a drain (an XEP-0198 ack request), or nil.
-	afterDrain func() []byte
-	// onClose runs after the queue closed the socket (it wakes a parked reader, see parking in conn.go).
-	onClose func()
-	// room tells whether the socket can take n more bytes without blocking (nil: never assume so).
-	room *roomCheck
-	// held: the connection's reader is handling stanzas it has read; a writer that would start now waits for
-	// release (deferred), so that what the handling sends goes out in one write.
-	held, deferred bool
-}
-
-// hold makes writers that would start wait for release.
-func (q *outq) hold() {
-	q.mu.Lock()
-	q.held = true
-	q.mu.Unlock()
-}
-
-// release starts the writer that hold deferred, if any.
-func (q *outq) release() {
-	q.mu.Lock()
-	if !q.held {
-		q.mu.Unlock()
-		return
-	}
-	q.held = false
-	d := q.deferred
-	q.deferred = false
-	q.mu.Unlock()
-	if d {
-		q.kick()
-	}
-}
-
-// writeChunk is the size of the coalescing buffer one drain writes through: a burst of small stanzas goes out in
-// one TLS record / one syscall instead of one each.
-const writeChunk = 16 << 10
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
-
-// push queues b. It reports false when the session is closing or the queue is over its limit.
-func (q *outq) push(b []byte) bool {
-	ok, start := q.enqueue(b)
-	if start {
-		go q.drain()
-	}
-	return ok
-}
-
-// enqueue queues b without starting a writer; start reports that the caller must (kick).
-func (q *outq) enqueue(b []byte) (ok, start bool) {
-	q.mu.Lock()
-	if q.closing || q.closed || q.bytes+len(b) > q.max {
-		q.mu.Unlock()
-		return false, false
-	}
-	q.bufs = append(q.bufs, b)
-	q.bytes += len(b)
-	start = !q.writing
-	q.writing = true
-	if start && q.held {
-		q.deferred, start = true, false // the reader's release starts it
-	}
-	q.mu.Unlock()
-	return true, start
-}
-
-// kick starts writing what enqueue queued, called with no lock held. When the socket's send buffer has room
-// for it, the caller writes it itself: no goroutine is started and none woken, which was a third of the
-// server's CPU per routed message. More that arrives meanwhile, or a socket without room, goes to a writer
-// goroutine, so a slow client never holds up the sender. It reports whether the caller wrote.
-func (q *outq) kick() bool {
-	q.mu.Lock()
-	n, room := q.bytes, q.room
-	q.mu.Unlock()
-	if room != nil && room.fits(n) {
-		q.run(true)
-		return true
-	}
-	go q.drain()
-	return false
-}
-
-// finish queues last (a stream error and/or the stream close tag) and closes the socket once everything queued
-// before it is written.
-func (q *outq) finish(last []byte) {
-	q.mu.Lock()
-	if q.closing || q.closed {
-		q.mu.Unlock()
-		return
-	}
-	q.closing = true
-	if len(last) > 0 {
-		q.bufs = append(q.bufs, last)
-		q.bytes += len(last)
-	}
-	start := !q.writing
-	q.writing = true
-	q.mu.Unlock()
-	if start {
-		go q.drain()
-	}
-}
-
-func (q *outq) drain() { q.run(false) }
-
-// closeConn closes the socket and tells the connection (onClose).
-func (q *outq) closeConn() {
-	q.conn.Close()
-	if q.onClose != nil {
-		q.onClose()
-	}
-}
-
-// run writes the queue until it is empty. inline: the caller's goroutine, which writes one round and hands
-// whatever came meanwhile to a writer goroutine.
-func (q *outq) run(inline bool) {
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
-	asked := false
-	rounds := 0
-	for {
-		q.mu.Lock()
-		bufs := q.bufs
-		if inline && rounds > 0 && len(bufs) > 0 {
-			q.mu.Unlock()
-			go q.drain() // q.writing stays true: the writer goroutine takes over
-			return
-		}
-		rounds++
-		q.bufs = nil
-		q.bytes = 0
-		if len(bufs) == 0 {
-			if !asked && !q.closing && q.afterDrain != nil {
-				// Asked outside q.mu: afterDrain takes the session lock, which is ordered before q.mu.
-				q.mu.Unlock()
-				asked = true
-				if extra := q.afterDrain(); extra != nil {
-					if !q.writeOrFail([][]byte{extra}, bp) {
-						return
-					}
-				}
-				continue
-			}
-			q.writing = false
-			closing := q.closing && !q.closed
-			if closing {
-				q.closed = true
-			}
-			q.mu.Unlock()
-			if closing {
-				q.closeConn()
-			}
-			return
-		}
-		asked = false
-		q.mu.Unlock()
-		if !q.writeOrFail(bufs, bp) {
-			return
-		}
-	}
-}
-
-// writeOrFail writes bufs; on error it marks the queue closed, closes the socket and reports false.
-func (q *outq) writeOrFail(bufs [][]byte, bp *[]byte) bool {
-	err := q.write(bufs, bp)
-	if err == nil {
-		return true
-	}
-	q.mu.Lock()
-	q.closed, q.writing, q.bufs = true, false, nil
-	q.mu.Unlock()
-	q.closeConn()
-	if q.onFailed != nil {
-		q.onFailed(err)
-	}
-	return false
-}
-
-func (q *outq) write(bufs [][]byte, bp *[]byte) error {
-	if q.timeout > 0 {
-		q.conn.SetWriteDeadline(time.Now().Add(q.timeout))
-	}
-	q.mu.Lock()
-	room := q.room
-	q.mu.Unlock()
-	if room != nil {
-		n := 0
-		for _, b := range bufs {
-			n += len(b)
-		}
-		room.wrote(n)
-	}
-	chunk := (*bp)[:0]
-	for _, b := range bufs {
-		if len(chunk)+len(b) > cap(chunk) && len(chunk) > 0 {
-			if _, err := q.conn.Write(chunk); err != nil {
-				return err
-			}
-			chunk = chunk[:0]
-		}
-		if len(b) > cap(chunk) {
-			if _, err := q.conn.Write(b); err != nil {
-				return err
-			}
-			continue
-		}
-		chunk = append(chunk, b...)
-	}
-	if len(chunk) > 0 {
-		if _, err := q.conn.Write(chunk); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // session is the module.Session of a bound resource. Without stream management it lives and dies with its
 // connection. With XEP-0198 resumption enabled it outlives a broken connection: it hibernates, keeps what is
@@ -298,7 +67,7 @@ func (s *session) SendContext(ctx context.Context, st *stanza.Stanza) error {
 	return s.send(batchFrom(ctx), st)
 }
 
-func (s *session) send(b *batch, st *stanza.Stanza) error {
+func (s *session) send(b *transport.Batch, st *stanza.Stanza) error {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -323,7 +92,7 @@ func (s *session) send(b *batch, st *stanza.Stanza) error {
 }
 
 // sendLocked queues st; it is called with s.mu held and releases it. b, if not nil, may start the writer later.
-func (s *session) sendLocked(b *batch, st *stanza.Stanza) error {
+func (s *session) sendLocked(b *transport.Batch, st *stanza.Stanza) error {
 	if s.sm.enabled {
 		if s.sm.unackedSz+len(st.Raw) > s.srv.cfg.MaxQueue {
 			c := s.conn
@@ -345,26 +114,20 @@ func (s *session) sendLocked(b *batch, st *stanza.Stanza) error {
 		s.mu.Unlock()
 		return nil
 	}
-	ok, start := c.out.enqueue(st.Raw)
+	ok, start := c.out.Enqueue(st.Raw)
 	s.mu.Unlock()
-	if start && !b.add(&c.out) {
-		c.out.kick()
+	if start && !b.Add(&c.out) {
+		c.out.Kick()
 	}
 	if !ok {
-		if c.out.isClosing() {
+		if c.out.Closing() {
 			return errClosed
 		}
-		c.log.Warn("outbound queue full; closing slow session", "limit", c.out.max)
+		c.log.Warn("outbound queue full; closing slow session", "limit", c.out.Max)
 		c.closeStream("resource-constraint", "too many stanzas queued for this session")
 		return errClosed
 	}
 	return nil
-}
-
-func (q *outq) isClosing() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.closing || q.closed
 }
 
 func (s *session) Presence() *stanza.Stanza {
@@ -554,64 +317,15 @@ func (s *session) terminate() {
 
 var _ module.Session = (*session)(nil)
 
-// batch collects the queues whose writers a connection's reader started while it handled a burst of its
-// client's stanzas; release starts them together at the end of the burst, each writing everything queued by
-// then in one write. Other goroutines may add to it (a context can outlive the burst): while no burst is under
-// way, add refuses and the caller starts the writer itself.
-type batch struct {
-	mu     sync.Mutex
-	active bool
-	qs     []*outq
-	spare  []*outq
-}
-
+// The batch of a connection's reader (transport.Batch) travels to session.SendContext in the context the
+// reader routes with: the writers of the sessions it sends to start together at the end of its burst.
 type batchKey struct{}
 
-func withBatch(ctx context.Context, b *batch) context.Context {
+func withBatch(ctx context.Context, b *transport.Batch) context.Context {
 	return context.WithValue(ctx, batchKey{}, b)
 }
 
-func batchFrom(ctx context.Context) *batch {
-	b, _ := ctx.Value(batchKey{}).(*batch)
+func batchFrom(ctx context.Context) *transport.Batch {
+	b, _ := ctx.Value(batchKey{}).(*transport.Batch)
 	return b
-}
-
-// add defers starting q's writer to release; false if no burst is under way (or b is nil).
-func (b *batch) add(q *outq) bool {
-	if b == nil {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.active {
-		return false
-	}
-	b.qs = append(b.qs, q)
-	return true
-}
-
-func (b *batch) hold() {
-	b.mu.Lock()
-	b.active = true
-	b.mu.Unlock()
-}
-
-// release ends the burst and starts the writers deferred during it. Only the reader calls it.
-func (b *batch) release() {
-	b.mu.Lock()
-	if !b.active {
-		b.mu.Unlock()
-		return
-	}
-	b.active = false
-	qs := b.qs
-	b.qs, b.spare = b.spare[:0], nil
-	b.mu.Unlock()
-	for i, q := range qs {
-		q.kick()
-		qs[i] = nil
-	}
-	b.mu.Lock()
-	b.spare = qs[:0]
-	b.mu.Unlock()
 }

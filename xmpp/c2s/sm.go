@@ -25,7 +25,7 @@ func (c *conn) attach(s *session, hIn *atomic.Uint32) {
 	c.jid = s.jid
 	c.fromAttr = append(stanza.AppendEscape([]byte(" from='"), s.jid.String()), '\'')
 	c.log = c.log.With("jid", s.jid.String())
-	c.out.afterDrain = func() []byte {
+	c.out.AfterDrain = func() []byte {
 		if s.wantAck() {
 			return ackRequest
 		}
@@ -54,7 +54,7 @@ func (c *conn) handleSM(el *stream.Element) error {
 			c.log.Error("a durable write failed; not acknowledging", "err", err)
 			return &streamError{"internal-server-error", "storage failure"}
 		}
-		c.out.push(appendAck(nil, h))
+		c.out.Push(appendAck(nil, h))
 	case "a":
 		var a smElement
 		if err := xml.Unmarshal(el.Raw, &a); err != nil {
@@ -72,7 +72,7 @@ func (c *conn) handleSM(el *stream.Element) error {
 		}
 		if !s.ack(h) {
 			c.serverClosed.Store(true)
-			c.out.finish([]byte("<stream:error><undefined-condition xmlns='" + nsStreams + "'/><handled-count-too-high xmlns='" +
+			c.out.Finish([]byte("<stream:error><undefined-condition xmlns='" + nsStreams + "'/><handled-count-too-high xmlns='" +
 				nsSM + "' h='" + strconv.FormatUint(uint64(h), 10) + "' send-count='" + strconv.FormatUint(uint64(sent), 10) +
 				"'/></stream:error></stream:stream>"))
 			return &streamError{"undefined-condition", "handled count too high"}
@@ -83,7 +83,7 @@ func (c *conn) handleSM(el *stream.Element) error {
 		s.mu.Lock()
 		if s.sm.enabled {
 			s.mu.Unlock()
-			c.out.push([]byte("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='" + stanza.NSStanzas + "'/></failed>"))
+			c.out.Push([]byte("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='" + stanza.NSStanzas + "'/></failed>"))
 			return nil
 		}
 		s.sm.enabled = true
@@ -97,7 +97,7 @@ func (c *conn) handleSM(el *stream.Element) error {
 		}
 		resp += "/>"
 		// Queued under the session lock so no stanza counted after enabling can overtake it.
-		c.out.push([]byte(resp))
+		c.out.Push([]byte(resp))
 		id, resumable := s.sm.id, s.sm.resumable
 		s.mu.Unlock()
 		if resumable {
@@ -162,9 +162,9 @@ func (c *conn) resume(el *stream.Element) (bool, error) {
 	b := []byte("<resumed xmlns='" + nsSM + "' previd='" + r.PrevID + "' h='")
 	b = strconv.AppendUint(b, uint64(c.hIn.Load()), 10)
 	b = append(b, "'/>"...)
-	c.out.push(b)
+	c.out.Push(b)
 	for _, st := range s.sm.unacked {
-		c.out.push(st.Raw)
+		c.out.Push(st.Raw)
 	}
 	replayed := len(s.sm.unacked)
 	s.mu.Unlock()

@@ -3,16 +3,9 @@ package c2s
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -25,12 +18,13 @@ import (
 	"parley.im/parley/xmpp/router"
 	"parley.im/parley/xmpp/stanza"
 	"parley.im/parley/xmpp/stream"
+	"parley.im/parley/xmpp/transport"
 )
 
-// Write-path benchmarks: a stanza queued to a session (outq.push, session.Send) and written, by the writer
-// goroutine that coalesces what is queued into one net.Conn write, or by the sender itself when the socket has
-// room (loopback TCP with the send-room check, as serve sets up for TCP clients); over a connection that only
-// counts, loopback TCP, and TLS on a net.Pipe. BenchmarkReadRouteWrite is the whole path of one message from
+// Write-path benchmarks: a stanza queued to a session (session.Send) and written, by the writer goroutine that
+// coalesces what is queued into one net.Conn write, or by the sender itself when the socket has room (loopback
+// TCP with the send-room check, as serve sets up for TCP clients); over a connection that only counts and
+// loopback TCP. The queue alone (BenchmarkQueue, was BenchmarkOutq here) is benchmarked in xmpp/transport. BenchmarkReadRouteWrite is the whole path of one message from
 // the sender's socket to the recipient's (read loop, router, queue, write). One op is one stanza.
 // Baselines: docs/bench/baseline/c2s.txt.
 
@@ -85,7 +79,7 @@ func (c *countConn) SetDeadline(time.Time) error      { return nil }
 func (c *countConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *countConn) SetWriteDeadline(time.Time) error { return nil }
 
-// writeCounter counts the writes into the server side of a TLS connection (each becomes at least one record).
+// writeCounter counts the writes into a connection.
 type writeCounter struct {
 	net.Conn
 	writes atomic.Int64
@@ -96,126 +90,10 @@ func (c *writeCounter) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// tlsPipe returns the server side of a TLS 1.3 connection over net.Pipe, wrapped to count writes, whose client
-// side is read by a goroutine that reports the plaintext bytes to s.
-func tlsPipe(tb testing.TB, s *sink) *writeCounter {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "example.net"},
-		DNSNames: []string{"example.net"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cs, ss := net.Pipe()
-	srv := tls.Server(ss, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
-	cli := tls.Client(cs, &tls.Config{ServerName: "example.net", InsecureSkipVerify: true})
-	errc := make(chan error, 1)
-	go func() { errc <- cli.Handshake() }()
-	if err := srv.Handshake(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		tb.Fatal(err)
-	}
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := cli.Read(buf)
-			if n > 0 {
-				s.add(n)
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	tb.Cleanup(func() { cs.Close(); ss.Close() })
-	return &writeCounter{Conn: srv}
-}
-
-// newBenchOutq returns a queue writing to a counting connection, or to TLS over a pipe, with the server's
-// default limits.
-func newBenchOutq(b *testing.B, useTLS bool) (*outq, *sink, *atomic.Int64) {
-	var cfg Config
-	cfg.setDefaults()
-	s := newSink()
-	q := &outq{max: cfg.MaxQueue, timeout: cfg.WriteTimeout}
-	if useTLS {
-		wc := tlsPipe(b, s)
-		q.conn = wc
-		return q, s, &wc.writes
-	}
-	cc := &countConn{sink: s}
-	q.conn = cc
-	return q, s, &cc.writes
-}
-
 // waitIdle waits until the queue's writer has finished.
-func waitIdle(q *outq) {
-	for {
-		q.mu.Lock()
-		w := q.writing
-		q.mu.Unlock()
-		if !w {
-			return
-		}
+func waitIdle(q *transport.Queue) {
+	for !q.Idle() {
 		runtime.Gosched()
-	}
-}
-
-// BenchmarkOutq queues stanzas with outq.push and waits until the writer has written them, in batches:
-//   - batch=1: one stanza at a time, so each pays for starting a writer goroutine and one write;
-//   - batch=64: 64 pushed back to back; the writer started by the first may run meanwhile (writes/op shows
-//     whether it did);
-//   - batch=64/queued: 64 queued before the writer runs (a router fan-out, or GOMAXPROCS=1), written in one
-//     coalesced write.
-//
-// writes/op is conn.Write calls (for TLS, tls.Conn writes) per stanza.
-func BenchmarkOutq(b *testing.B) {
-	for _, useTLS := range []bool{false, true} {
-		for _, bc := range []struct {
-			name   string
-			batch  int
-			queued bool
-		}{{"batch=1", 1, false}, {"batch=64", 64, false}, {"batch=64/queued", 64, true}} {
-			name := "conn=count/" + bc.name
-			if useTLS {
-				name = "conn=tls-pipe/" + bc.name
-			}
-			b.Run(name, func(b *testing.B) {
-				q, s, writes := newBenchOutq(b, useTLS)
-				b.SetBytes(int64(len(benchStanza)))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for n := 0; n < b.N; n += bc.batch {
-					k := min(bc.batch, b.N-n)
-					s.expect(k * len(benchStanza))
-					if bc.queued {
-						// What push does for the first stanza, with the writer's start held back until all are queued.
-						waitIdle(q)
-						q.mu.Lock()
-						q.writing = true
-						q.mu.Unlock()
-					}
-					for range k {
-						if !q.push(benchStanza) {
-							b.Fatal("queue refused a stanza")
-						}
-					}
-					if bc.queued {
-						go q.drain()
-					}
-					s.wait()
-				}
-				b.StopTimer()
-				b.ReportMetric(float64(writes.Load())/float64(b.N), "writes/op")
-				waitIdle(q)
-			})
-		}
 	}
 }
 
@@ -257,7 +135,7 @@ type recipient struct {
 	sink   *sink
 	writes *atomic.Int64 // conn.Write calls
 	acks   *atomic.Int64 // XEP-0198 ack requests (count only)
-	room   *roomCheck
+	room   *transport.RoomCheck
 }
 
 func newRecipient(tb testing.TB, kind string) *recipient {
@@ -296,7 +174,7 @@ func newRecipient(tb testing.TB, kind string) *recipient {
 	wc := &writeCounter{Conn: sc}
 	r := &recipient{nc: wc, sink: s, writes: &wc.writes, acks: new(atomic.Int64)}
 	if kind == "tcp-room" {
-		if r.room = sendRoom(parkable(sc)); r.room == nil {
+		if r.room = transport.SendRoom(transport.Parkable(sc)); r.room == nil {
 			tb.Skip("no send-room check on this platform")
 		}
 	}
@@ -306,9 +184,7 @@ func newRecipient(tb testing.TB, kind string) *recipient {
 // bind returns a connection writing to the recipient with a session bound to full.
 func (r *recipient) bind(srv *Server, full string) *conn {
 	c := benchConn(srv, r.nc, full)
-	c.out.mu.Lock()
-	c.out.room = r.room
-	c.out.mu.Unlock()
+	c.out.SetRoom(r.room)
 	return c
 }
 
@@ -413,6 +289,8 @@ func BenchmarkReadRouteWrite(b *testing.B) {
 			bob := newRecipient(b, kind)
 			bob.bind(srv, "bob@example.net/phone")
 			alice := benchConn(srv, &countConn{sink: newSink()}, "alice@example.net/desk")
+			// Unthrottled: c2s.rate_bytes (1 MiB/s by default) would make one op cost what the limit allows.
+			alice.rate = bucket{}
 			delivered := len(clientChat) + len(alice.fromAttr)
 			b.SetBytes(int64(len(clientChat)))
 			b.ReportAllocs()
@@ -438,39 +316,10 @@ func BenchmarkReadRouteWrite(b *testing.B) {
 	}
 }
 
-// TestWriteBenchHarness checks what the benchmarks rely on: a pushed batch arrives whole and in order, in one
-// write when queued before the writer runs, over the counting connection and over TLS; session.Send delivers
-// over loopback TCP with and without the send-room check; and the read loop delivers alice's message to bob
-// stamped with her JID.
+// TestWriteBenchHarness checks what the benchmarks rely on: session.Send delivers over loopback TCP with and
+// without the send-room check, and the read loop delivers alice's message to bob stamped with her JID. (The
+// queue's own coalescing is checked in xmpp/transport, TestQueueCoalescesQueued.)
 func TestWriteBenchHarness(t *testing.T) {
-	for _, useTLS := range []bool{false, true} {
-		var cfg Config
-		cfg.setDefaults()
-		s := newSink()
-		q := &outq{max: cfg.MaxQueue, timeout: cfg.WriteTimeout}
-		var writes *atomic.Int64
-		if useTLS {
-			wc := tlsPipe(t, s)
-			q.conn, writes = wc, &wc.writes
-		} else {
-			cc := &countConn{sink: s}
-			q.conn, writes = cc, &cc.writes
-		}
-		s.expect(3 * len(benchStanza))
-		q.mu.Lock()
-		q.writing = true
-		q.mu.Unlock()
-		for range 3 {
-			q.push(benchStanza)
-		}
-		go q.drain()
-		s.wait()
-		waitIdle(q)
-		if n := writes.Load(); n != 1 {
-			t.Errorf("tls=%v: 3 queued stanzas took %d writes, want 1", useTLS, n)
-		}
-	}
-
 	for _, kind := range []string{"tcp", "tcp-room"} {
 		rc := newRecipient(t, kind)
 		c := rc.bind(benchServer(t), "bob@example.net/phone")

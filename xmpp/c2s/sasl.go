@@ -1,0 +1,223 @@
+package c2s
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"time"
+
+	"parley.im/parley/xmpp/auth"
+	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/stanza"
+	"parley.im/parley/xmpp/stream"
+)
+
+// This file is the SASL phase of negotiation (RFC 6120 6) through package auth, and the in-band registration
+// IQs (XEP-0077) a client may send before it authenticates.
+
+func (c *conn) saslFeatures() []byte {
+	var b []byte
+	tlsActive := c.secure()
+	if !tlsActive && c.srv.tls != nil && !c.external && !c.noSTARTTLS {
+		b = append(b, "<starttls xmlns='"+nsTLS+"'/>"...)
+	}
+	b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)
+	for _, m := range c.srv.auth.Mechanisms(c.cb, tlsActive) {
+		b = append(b, "<mechanism>"...)
+		b = append(b, m...)
+		b = append(b, "</mechanism>"...)
+	}
+	b = append(b, "</mechanisms>"...)
+	if c.cb != nil && len(c.cb.Types()) > 0 {
+		// XEP-0440: tell the client which channel-binding types it may use.
+		b = append(b, "<sasl-channel-binding xmlns='"+nsSASLCB+"'>"...)
+		for _, t := range c.cb.Types() {
+			b = append(b, "<channel-binding type='"...)
+			b = append(b, t...)
+			b = append(b, "'/>"...)
+		}
+		b = append(b, "</sasl-channel-binding>"...)
+	}
+	if c.srv.registerOn {
+		b = append(b, "<register xmlns='http://jabber.org/features/iq-register'/>"...)
+	}
+	return b
+}
+
+type saslElement struct {
+	Mechanism string `xml:"mechanism,attr"`
+	Data      string `xml:",chardata"`
+}
+
+func (c *conn) negotiateSASL() error {
+	var ex *auth.Exchange
+	fail := func(cond string) {
+		c.send([]byte("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>"))
+	}
+	for {
+		el, err := c.rd.Next()
+		if err != nil {
+			return err
+		}
+		switch {
+		case el.NS == nsSASL && el.Local == "auth":
+			var a saslElement
+			if err := xml.Unmarshal(el.Raw, &a); err != nil {
+				fail("malformed-request")
+				continue
+			}
+			if c.srv.ipFails.blocked(c.ip, time.Now()) {
+				c.log.Warn("authentication throttled", "ip", c.ip)
+				c.send([]byte("<failure xmlns='" + nsSASL + "'><temporary-auth-failure/><text>too many failed attempts; try again later</text></failure>"))
+				continue
+			}
+			var initial []byte
+			switch d := bytes.TrimSpace([]byte(a.Data)); {
+			case len(d) == 0:
+			case string(d) == "=":
+				initial = []byte{}
+			default:
+				initial, err = base64.StdEncoding.DecodeString(string(d))
+				if err != nil {
+					fail("incorrect-encoding")
+					continue
+				}
+			}
+			ex, err = c.srv.auth.Start(c.ctx, a.Mechanism, c.cb, c.secure(), initial)
+			if err != nil {
+				fail(auth.Condition(err))
+				ex = nil
+				continue
+			}
+			if done, err := c.saslStep(ex, initial); err != nil || done {
+				if err != nil {
+					ex = nil
+					if c.authFailed(err) {
+						return &streamError{"policy-violation", "too many failed authentication attempts"}
+					}
+					continue
+				}
+				return nil
+			}
+		case el.NS == nsSASL && el.Local == "response":
+			if ex == nil {
+				fail("malformed-request")
+				continue
+			}
+			resp, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(el.Raw[el.InnerStart:el.InnerEnd])))
+			if err != nil {
+				ex = nil
+				fail("incorrect-encoding")
+				continue
+			}
+			done, err := c.saslStep(ex, resp)
+			if err != nil {
+				ex = nil
+				if c.authFailed(err) {
+					return &streamError{"policy-violation", "too many failed authentication attempts"}
+				}
+				continue
+			}
+			if done {
+				return nil
+			}
+		case el.NS == nsSASL && el.Local == "abort":
+			ex = nil
+			fail("aborted")
+		case el.NS == nsTLS && el.Local == "starttls":
+			// Offered, optional, when c2s.allow_plaintext is set: the stream restarts over TLS and SASL is
+			// offered again.
+			if c.secure() || c.srv.tls == nil || c.noSTARTTLS {
+				return &streamError{"policy-violation", "TLS is already negotiated or not available"}
+			}
+			if ex != nil {
+				return &streamError{"policy-violation", "STARTTLS in the middle of authentication"}
+			}
+			return c.startTLS()
+		case c.isRegisterIQ(el):
+			if err := c.preAuthIQ(el); err != nil {
+				return err
+			}
+		case stanza.KindOf(el.Local) != 0 && el.NS == nsClient:
+			return &streamError{"not-authorized", "authenticate first"}
+		default:
+			return &streamError{"unsupported-stanza-type", ""}
+		}
+	}
+}
+
+// saslStep runs one step and answers the client. On success it restarts the stream.
+func (c *conn) saslStep(ex *auth.Exchange, in []byte) (bool, error) {
+	out, done, err := ex.Step(c.ctx, in)
+	if err != nil {
+		cond := auth.Condition(err)
+		c.send([]byte("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>"))
+		return false, err
+	}
+	if !done {
+		c.send([]byte("<challenge xmlns='" + nsSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</challenge>"))
+		return false, nil
+	}
+	user := ex.Username()
+	if c.srv.acctFails.blocked(user, time.Now()) {
+		// The account is under a password-guessing attack: refuse even a correct password for the window.
+		c.log.Warn("authentication throttled for account", "user", user, "ip", c.ip)
+		c.send([]byte("<failure xmlns='" + nsSASL + "'><temporary-auth-failure/><text>too many failed attempts; try again later</text></failure>"))
+		return false, errors.New("c2s: account throttled")
+	}
+	succ := "<success xmlns='" + nsSASL + "'/>"
+	if len(out) > 0 {
+		succ = "<success xmlns='" + nsSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</success>"
+	}
+	c.send([]byte(succ))
+	c.user = user
+	c.srv.Stats.AuthSuccesses.Add(1)
+	c.log.Info("authenticated", "user", user, "ip", c.ip, "tls", c.secure())
+	c.rd.Restart()
+	return true, nil
+}
+
+// authFailed records a failed exchange and reports whether the connection has used up its attempts. Only
+// failed password or proof checks count: a client that walks down the mechanism list (slixmpp tries every
+// -PLUS mechanism with a channel binding we do not offer before falling back) is not guessing passwords.
+func (c *conn) authFailed(err error) bool {
+	now := time.Now()
+	c.srv.Stats.AuthFailures.Add(1)
+	if !auth.CredentialFailed(err) {
+		c.log.Info("authentication refused", "ip", c.ip, "err", err)
+		c.refusals++
+		return c.refusals >= maxRefusals
+	}
+	c.srv.ipFails.fail(c.ip, now)
+	var ue interface{ AttemptedUser() string }
+	if errors.As(err, &ue) && ue.AttemptedUser() != "" {
+		c.srv.acctFails.fail(ue.AttemptedUser(), now)
+	}
+	c.log.Info("authentication failed", "ip", c.ip, "err", err)
+	c.authAttempts++
+	return c.authAttempts >= maxAuthAttempts
+}
+
+func (c *conn) isRegisterIQ(el *stream.Element) bool {
+	if !c.srv.registerOn || el.Local != "iq" || el.NS != nsClient {
+		return false
+	}
+	_, ns, _, ok := stanza.FirstChild(el.Raw[el.InnerStart:el.InnerEnd])
+	return ok && ns == nsRegister
+}
+
+// preAuthIQ answers an in-band registration IQ on an unauthenticated stream (XEP-0077).
+func (c *conn) preAuthIQ(el *stream.Element) error {
+	st := &stanza.Stanza{Kind: stanza.IQ, Type: string(el.Type), ID: string(el.ID),
+		Raw: append([]byte(nil), el.Raw...), InnerStart: el.InnerStart, InnerEnd: el.InnerEnd}
+	local, ns, payload, _ := stanza.FirstChild(st.Payload())
+	iq := &module.IQ{Stanza: st, Local: local, NS: ns, Payload: payload, RemoteAddr: c.ip}
+	if !st.IsIQRequest() {
+		return nil
+	}
+	if reply := c.srv.router.HandleIQ(c.ctx, module.PreAuth, iq); reply != nil {
+		c.send(reply.Raw)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package transport
+
+import "sync"
+
+// Budget bounds the inline writes of one burst: how many recipients' sockets, and how many bytes, the goroutine
+// that releases a Batch writes itself before it hands the remaining queues to their writer goroutines. An inline
+// write saves a goroutine start and wake per recipient, but each costs the sender a system call (and a TLS
+// seal): without a bound, one room message to 100 occupants made its sender do 100 socket writes before it read
+// its next stanza.
+type Budget struct {
+	Recipients int // queues written inline per burst
+	Bytes      int // bytes written inline per burst
+}
+
+// DefaultBudget is the budget of a Batch whose Budget is zero: a chat message, a few carbons and a small room
+// go out inline; a large room's fan-out goes mostly to writer goroutines.
+var DefaultBudget = Budget{Recipients: 16, Bytes: 64 << 10}
+
+// Batch collects the queues whose writers a connection's reader started while it handled a burst of its
+// client's stanzas; Release starts them together at the end of the burst, each writing everything queued by
+// then in one write, inline within the Budget. Other goroutines may add to it (what holds a batch can outlive
+// the burst): while no burst is under way, Add refuses and the caller starts the writer itself.
+type Batch struct {
+	// Budget bounds Release's inline writes; zero means DefaultBudget.
+	Budget Budget
+
+	mu     sync.Mutex
+	active bool
+	qs     []*Queue
+	spare  []*Queue
+}
+
+// Add defers starting q's writer to Release; false if no burst is under way (or b is nil).
+func (b *Batch) Add(q *Queue) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.active {
+		return false
+	}
+	b.qs = append(b.qs, q)
+	return true
+}
+
+// Hold starts a burst.
+func (b *Batch) Hold() {
+	b.mu.Lock()
+	b.active = true
+	b.mu.Unlock()
+}
+
+// Release ends the burst and starts the writers deferred during it: the first ones that fit in the Budget are
+// written by the caller where their sockets have room (Queue.Kick), the rest by writer goroutines. Only the
+// reader calls it.
+func (b *Batch) Release() {
+	b.mu.Lock()
+	if !b.active {
+		b.mu.Unlock()
+		return
+	}
+	b.active = false
+	qs := b.qs
+	b.qs, b.spare = b.spare[:0], nil
+	budget := b.Budget
+	b.mu.Unlock()
+	if budget == (Budget{}) {
+		budget = DefaultBudget
+	}
+	recipients, bytes := budget.Recipients, budget.Bytes
+	for i, q := range qs {
+		// Within the budget the queue is written inline if its socket has room; what would overrun the byte
+		// budget goes to a writer goroutine, and so does everything once the recipients are used up.
+		limit := bytes
+		if recipients <= 0 {
+			limit = -1
+		}
+		wrote, n := q.kick(limit)
+		if wrote {
+			recipients--
+			bytes -= n
+		}
+		qs[i] = nil
+	}
+	b.mu.Lock()
+	b.spare = qs[:0]
+	b.mu.Unlock()
+}
