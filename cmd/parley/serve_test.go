@@ -124,7 +124,7 @@ func TestModuleMetricsAndRoutesFromModuleValues(t *testing.T) {
 	s.metrics(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{"parley_sessions ", "parley_archive_messages_total 0", "parley_archive_duplicates_total 0",
-		"parley_push_notifications_total 0", "parley_push_failed_total 0", "parley_offline_stored_total 0",
+		"parley_push_notifications_total 0", "parley_push_failed_total 0", "parley_push_coalesced_total 0", "parley_muc_rooms 0", "parley_muc_deliveries_total 0", "parley_offline_stored_total 0",
 		"parley_offline_delivered_total 0", "parley_offline_expired_total 0", "parley_upload_slots_total 0",
 		"# TYPE parley_offline_stored_total counter"} {
 		if !strings.Contains(body, want) {

@@ -42,3 +42,8 @@ type HTTPRoutes interface {
 func WriteCounter(w io.Writer, name, help string, v uint64) {
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 }
+
+// WriteGauge writes one Prometheus gauge without labels, for WriteMetrics implementations.
+func WriteGauge(w io.Writer, name, help string, v int64) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+}
