@@ -149,7 +149,10 @@ func (s *server) webMux() (*http.ServeMux, error) {
 }
 
 // modules is the ordered module list: the one place that says what the server does. Order matters where
-// a comment says so.
+// a comment says so. Adding a module is its entry here (and, if it has a configuration, its field in Config,
+// whose Validate is found by type): the server finds the rest on the module value, by type assertion over this
+// list: module.Runner (started once it listens, awaited at shutdown before the store closes),
+// module.MetricsReporter (/metrics) and module.HTTPRoutes (the HTTP listeners' mux).
 func modules(cfg Config, store storage.Store, reg *module.Registry, upload *httpupload.Module) []module.Module {
 	// Archives that guarantee delivery are pipelined: a connection's burst of messages shares group commits
 	// and is acknowledged once committed (see storage.Pipeline and module.Append).
