@@ -401,7 +401,10 @@ func (s *server) run(ctx context.Context) error {
 	defer cancel()
 	s.c2s.Shutdown(sctx)
 	stopRunners()
-	s.waitRunners(sctx)
+	// A budget of its own: a slow session shutdown must not leave the runners no time.
+	rwctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	s.waitRunners(rwctx)
 	s.close()
 	return nil
 }
