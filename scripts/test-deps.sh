@@ -55,7 +55,7 @@ chromium=${PARLEY_TEST_CHROMIUM:-/usr/bin/chromium}
 
 # name|check (shell)|Debian packages|what needs it
 deps=(
-	"psql|have psql|postgresql postgresql-client|the PostgreSQL storage suite (storage/pg, conformance on postgres)"
+	"psql|have psql|postgresql postgresql-client|the PostgreSQL storage suite, storage/pg"
 	"redis-server|have redis-server|redis-server|the Redis tests"
 	"python3-slixmpp|/usr/bin/python3 -c 'import slixmpp' 2>/dev/null|python3-slixmpp|the slixmpp conformance tests"
 	"go-sendxmpp|have go-sendxmpp|go-sendxmpp|the go-sendxmpp conformance tests"

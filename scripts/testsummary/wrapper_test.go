@@ -77,3 +77,45 @@ func alive(pid, name string) bool {
 	state := strings.Fields(rest[i+1:])
 	return len(state) > 0 && state[0] != "Z" && state[0] != "X"
 }
+
+// TestTestDepsReportsWhatIsMissing: on a machine without the suites' clients (here: a PATH with only the
+// commands the script itself needs, and no chromium) scripts/test-deps.sh --check installs nothing and names
+// each missing dependency with what needs it; under CI (PARLEY_REQUIRE_SERVICES=1) that is a failure.
+func TestTestDepsReportsWhatIsMissing(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	bin := t.TempDir()
+	for _, c := range []string{"sha256sum", "cut", "cat", "id", "dirname", "mktemp", "rm"} {
+		p, err := exec.LookPath(c)
+		if err != nil {
+			t.Skipf("%s not found: %v", c, err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, _ := filepath.Abs("../..")
+	report := filepath.Join(t.TempDir(), "report")
+	for _, require := range []string{"", "1"} {
+		cmd := exec.Command(bash, filepath.Join(root, "scripts", "test-deps.sh"), "--check", "--report", report)
+		cmd.Env = []string{"PATH=" + bin, "HOME=" + t.TempDir(), "PARLEY_TEST_CHROMIUM=/nonexistent/chromium",
+			"PARLEY_REQUIRE_SERVICES=" + require}
+		out, err := cmd.CombinedOutput()
+		t.Logf("test-deps.sh --check (PARLEY_REQUIRE_SERVICES=%q): %v\n%s", require, err, out)
+		if (err == nil) != (require == "") {
+			t.Errorf("PARLEY_REQUIRE_SERVICES=%q: exit %v", require, err)
+		}
+		got, err := os.ReadFile(report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"MISSING psql: --check installs nothing; install it with apt-get install postgresql postgresql-client",
+			"MISSING redis-server:", "MISSING go-sendxmpp:", "MISSING chromium:", "MISSING node:"} {
+			if !strings.Contains(string(got), want) {
+				t.Errorf("report lacks %q:\n%s", want, got)
+			}
+		}
+	}
+}
