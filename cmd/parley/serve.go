@@ -151,8 +151,9 @@ func (s *server) webMux() (*http.ServeMux, error) {
 // modules is the ordered module list: the one place that says what the server does. Order matters where
 // a comment says so. Adding a module is its entry here (and, if it has a configuration, its field in Config,
 // whose Validate is found by type): the server finds the rest on the module value, by type assertion over this
-// list: module.Runner (started once it listens, awaited at shutdown before the store closes),
-// module.MetricsReporter (/metrics) and module.HTTPRoutes (the HTTP listeners' mux).
+// list: module.Validator (checked before anything registers), module.Runner (started once it listens, awaited
+// at shutdown before the store closes), module.MetricsReporter (/metrics) and module.HTTPRoutes (the HTTP
+// listeners' mux).
 func modules(cfg Config, store storage.Store, reg *module.Registry, upload *httpupload.Module) []module.Module {
 	// Archives that guarantee delivery are pipelined: a connection's burst of messages shares group commits
 	// and is acknowledged once committed (see storage.Pipeline and module.Append).
@@ -184,6 +185,20 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		// disco last: it advertises every feature registered before it and hashes them for XEP-0115 caps.
 		disco.New(reg),
 	}
+}
+
+// validateModules runs Validate of every module that has one (module.Validator): checks that need the built
+// module rather than its Config alone. The error names each module.
+func validateModules(mods []module.Module) error {
+	var errs []error
+	for _, m := range mods {
+		if v, ok := m.(module.Validator); ok {
+			if err := v.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("module %s: %w", m.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // newServer builds everything and opens the listeners; run serves them.
@@ -238,6 +253,9 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		return fail(err)
 	}
 	s.mods = modules(cfg, store, reg, upload)
+	if err := validateModules(s.mods); err != nil {
+		return fail(err)
+	}
 	exists := func(ctx context.Context, bare jid.JID) bool {
 		_, err := store.Credentials(ctx, bare.String())
 		return err == nil || !errors.Is(err, storage.ErrNotFound)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -153,4 +154,21 @@ func (m routesModule) Name() string                { return m.name }
 func (routesModule) Register(h *module.Host) error { return nil }
 func (m routesModule) Routes() []module.Route {
 	return []module.Route{{Pattern: m.pattern, Handler: http.NotFoundHandler()}}
+}
+
+type invalidModule struct{ routesModule }
+
+func (invalidModule) Validate() error { return errors.New("muc.domain: clashes with upload.domain") }
+
+// A module value that implements module.Validator is checked before the server registers anything; one without
+// it is not asked.
+func TestModuleValidatorsRun(t *testing.T) {
+	mods := []module.Module{routesModule{"fine", "/a/"}, invalidModule{routesModule{"bad", "/b/"}}}
+	err := validateModules(mods)
+	if err == nil || !strings.Contains(err.Error(), "module bad: muc.domain: clashes") || strings.Contains(err.Error(), "fine") {
+		t.Fatalf("validateModules: %v", err)
+	}
+	if err := validateModules(mods[:1]); err != nil {
+		t.Fatal(err)
+	}
 }
