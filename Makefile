@@ -8,7 +8,7 @@ FUZZTIME ?= 5s
 TOOLS    ?= $(HOME)/.cache/parley-tools
 export GOBIN := $(TOOLS)
 
-.PHONY: all build run test test-go fuzz bench bench-compare lint services-start services-stop clean
+.PHONY: all build run test test-deps test-go fuzz bench bench-compare lint services-start services-stop clean
 
 all: build
 
@@ -21,13 +21,16 @@ run:
 	$(GO) run ./cmd/parley serve
 
 # The whole suite: unit tests, the storage suite on SQLite and a real PostgreSQL, conformance tests with real
-# clients, and a short run of every fuzz target. scripts/services.sh starts what is missing.
+# clients (slixmpp, go-sendxmpp, xmpp.js, Converse.js in chromium), and a short run of every fuzz target.
+# scripts/test.sh installs what the suites need when it can (scripts/test-deps.sh, as CI does), starts the
+# services (scripts/services.sh, scripts/s3.sh) and stops them again even on failure, and ends with a summary
+# naming every skipped test and why.
 test:
-	@eval "$$(scripts/services.sh start)" && \
-	  eval "$$(PARLEY_TOOLS=$(TOOLS) scripts/s3.sh start)" && \
-	  $(GO) vet $(PKGS) && \
-	  $(GO) test -count=1 -timeout 20m $(PKGS) && \
-	  $(MAKE) --no-print-directory fuzz
+	@GO="$(GO)" PKGS="$(PKGS)" MAKE="$(MAKE)" PARLEY_TOOLS="$(TOOLS)" scripts/test.sh
+
+# Install what the test suites need (root with apt-get; npm ci for the web peers) and report what is missing.
+test-deps:
+	@scripts/test-deps.sh
 
 # Each fuzz target for FUZZTIME (go test allows one -fuzz target per run). A run that fails only with "context
 # deadline exceeded" and writes no failing input is the Go fuzzer stopping a worker at the deadline (a toolchain

@@ -344,3 +344,43 @@ func waitGone(t *testing.T, dir, name string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestDefectUploadURLsPointAtTheHTTPSPort: with listen.https on a port other than 5443 and no
+// httpupload.public_url, slots used to point at https://<domain>:5443, where nothing listens. They point at
+// the HTTPS listener's port now, and a file goes up and comes back through them.
+func TestDefectUploadURLsPointAtTheHTTPSPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	t.Setenv("PARLEY_LISTEN_HTTPS", "127.0.0.1:"+port)
+	srv := Start(t, "")
+	srv.AddUser("alice", "secret-alice")
+	c := Dial(t, srv, "alice", "secret-alice", "phone")
+	s := slotOf(t, requestSlot(c, "s1", "port.txt", 4, "text/plain"))
+	want := "https://localhost:" + port + "/upload/"
+	if !strings.HasPrefix(s.Put.URL, want) || !strings.HasPrefix(s.Get.URL, want) {
+		t.Fatalf("slot URLs %s and %s are not under %s (listen.https 127.0.0.1:%s)", s.Put.URL, s.Get.URL, want, port)
+	}
+	hc := httpClient(srv)
+	if code := httpPut(t, hc, s, "text/plain", []byte("abcd")); code != 200 && code != 201 {
+		t.Fatalf("PUT %s: %d", s.Put.URL, code)
+	}
+	if resp, got := httpGet(t, hc, s.Get.URL); resp.StatusCode != 200 || string(got) != "abcd" {
+		t.Fatalf("GET %s: %s %q", s.Get.URL, resp.Status, got)
+	}
+	if strings.Contains(srv.Log(), "public_url") {
+		t.Errorf("startup warned about public_url although it was left to its default:\n%s", srv.Log())
+	}
+}
+
+// TestDefectUploadPublicURLMismatchWarns: a public_url on another port than listen.https is kept (a proxy may
+// forward it) but the server says at startup that slots point where it does not listen.
+func TestDefectUploadPublicURLMismatchWarns(t *testing.T) {
+	srv := Start(t, "httpupload:\n  public_url: https://localhost:5443\n")
+	if !strings.Contains(srv.Log(), "httpupload.public_url https://localhost:5443 is on port 5443") {
+		t.Fatalf("no startup warning about public_url and listen.https disagreeing; log:\n%s", srv.Log())
+	}
+}

@@ -31,8 +31,8 @@ type Config struct {
 	// listener; the default) or "s3".
 	Backend string `yaml:"backend"`
 	// PublicURL is the base URL clients reach Parley's HTTP listener at; upload and download URLs of the
-	// local backend, and download redirects of the s3 backend, are under it. Default "https://" + the
-	// server's domain + ":5443".
+	// local backend, and download redirects of the s3 backend, are under it. cmd/parley defaults it to
+	// "https://" + the server's domain + ":" + the port of listen.https; New, given none, uses port 5443.
 	PublicURL string `yaml:"public_url"`
 	// Secret signs upload URLs and derives the storage prefix of each account. Every node must have the same.
 	// Default: 32 random bytes generated on first start and kept in the database (so it survives restarts and

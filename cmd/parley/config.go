@@ -19,6 +19,7 @@ import (
 	"parley.im/parley/offline"
 	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/c2s"
+	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
@@ -257,12 +258,24 @@ func (c Config) Validate() error {
 	if c.Listen.C2S == "" {
 		errs = append(errs, errors.New("listen.c2s: required"))
 	}
-	for _, v := range []interface{ Validate() error }{c.C2S, c.Register, c.Roster, c.Version, c.Offline, c.Archive, c.MUC, c.Push, c.HTTPUpload, c.WebSocket} {
-		if err := v.Validate(); err != nil {
-			errs = append(errs, err)
+	errs = append(errs, c.validateSections()...)
+	return errors.Join(errs...)
+}
+
+// validateSections runs Validate of every configuration section that has one (module.Validator: the c2s,
+// websocket and module configs), in field order. Found by type, not listed: a module's config is checked once
+// it has its field in Config.
+func (c Config) validateSections() []error {
+	var errs []error
+	v := reflect.ValueOf(c)
+	for i := 0; i < v.NumField(); i++ {
+		if val, ok := v.Field(i).Interface().(module.Validator); ok {
+			if err := val.Validate(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (c Config) allowPlain() bool { return c.Auth.AllowPlain == nil || *c.Auth.AllowPlain }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"parley.im/parley/xmpp/module"
 )
 
 // Every configuration key is documented in docs/CONFIG.md.
@@ -79,5 +81,40 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 	}
 	if _, err := loadConfig("", []string{"nope.key=1"}); err == nil {
 		t.Error("-set of an unknown key accepted")
+	}
+}
+
+// TestEveryConfigSectionIsValidated: Validate finds the sections' Validate methods by type (module.Validator),
+// so each must be on the value, not the pointer, or it would be skipped silently; and a section's error
+// reaches Config.Validate.
+func TestEveryConfigSectionIsValidated(t *testing.T) {
+	ty := reflect.TypeOf(Config{})
+	validator := reflect.TypeOf((*module.Validator)(nil)).Elem()
+	n := 0
+	for i := 0; i < ty.NumField(); i++ {
+		f := ty.Field(i)
+		if f.Type.Kind() != reflect.Struct || f.Type.PkgPath() == "" || f.Type.PkgPath() == ty.PkgPath() {
+			continue // anonymous structs of cmd/parley are checked by Config.Validate itself
+		}
+		if reflect.PointerTo(f.Type).Implements(validator) && !f.Type.Implements(validator) {
+			t.Errorf("%s (%s): Validate has a pointer receiver and would not be called", f.Name, f.Type)
+		}
+		if !f.Type.Implements(validator) {
+			t.Errorf("%s (%s) has no Validate() error (STYLE.md rule 8)", f.Name, f.Type)
+		}
+		n++
+	}
+	if n < 10 {
+		t.Fatalf("found only %d module config sections", n)
+	}
+	cfg, err := loadConfig("", []string{"httpupload.backend=ftp", "websocket.path=nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	for _, key := range []string{"httpupload.backend", "websocket.path"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("validation error %v does not name %s", err, key)
+		}
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,9 +68,11 @@ type server struct {
 	http   *http.Server
 	addrs  map[string]string
 	mods   []module.Module
-	upload *httpupload.Module
 	ws     *websocket.Handler
 	web    []*http.Server
+	// runners are the Run goroutines of the modules (module.Runner): shutdown waits for them before it closes
+	// the store, since a runner may write on its way out.
+	runners sync.WaitGroup
 }
 
 // newUpload builds the upload service with the configured blob backend (local disk by default).
@@ -84,16 +88,72 @@ func newUpload(ctx context.Context, cfg Config, store storage.Store) (*httpuploa
 	return httpupload.New(ctx, cfg.HTTPUpload, deps)
 }
 
-// webMux is what the HTTP listeners serve: uploads and downloads of the local backend.
-func (s *server) webMux() *http.ServeMux {
+// uploadPublicURL returns the base URL of upload slots, and a warning for the log when clients would find no
+// Parley listener there. Unset, httpupload.public_url defaults to https://<domain>:<port of listen.https>
+// (httpsAddr and httpAddr are the bound addresses of the HTTP listeners, "" when off): a fixed port 5443 would
+// point every slot at a closed port when listen.https says another. A public_url whose port neither listener
+// has is kept (a proxy may forward it) but warned about.
+func uploadPublicURL(cfg Config, httpsAddr, httpAddr string) (public, warn string) {
+	up := cfg.HTTPUpload
+	if up.Backend == "s3" && up.S3.PublicBaseURL != "" {
+		// Uploads go to the bucket and downloads to public_base_url: Parley's listeners serve no slot URL.
+		return up.PublicURL, ""
+	}
+	if up.PublicURL == "" {
+		if httpsAddr == "" {
+			return "https://" + cfg.Domain, "listen.https is off and httpupload.public_url is not set: upload slots " +
+				"point at https://" + cfg.Domain + " (port 443); set httpupload.public_url to where clients reach Parley's HTTP listener"
+		}
+		_, port, _ := net.SplitHostPort(httpsAddr)
+		return "https://" + net.JoinHostPort(cfg.Domain, port), ""
+	}
+	u, err := url.Parse(up.PublicURL)
+	if err != nil {
+		return up.PublicURL, "" // Validate has refused it already
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
+	for _, a := range []string{httpsAddr, httpAddr} {
+		if _, p, err := net.SplitHostPort(a); err == nil && p == port {
+			return up.PublicURL, ""
+		}
+	}
+	return up.PublicURL, fmt.Sprintf("httpupload.public_url %s is on port %s, but listen.https is %q and listen.http %q: "+
+		"upload slots point at a port Parley does not listen on (right only behind a proxy that forwards it)",
+		up.PublicURL, port, cfg.Listen.HTTPS, cfg.Listen.HTTP)
+}
+
+// webMux is what the HTTP listeners serve: the routes of every module that has some (module.HTTPRoutes: uploads
+// and downloads of the local backend), then XMPP over WebSocket. Two modules with one pattern are an error that
+// names both.
+func (s *server) webMux() (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(httpupload.Prefix, s.upload.Handler())
+	by := make(map[string]string) // pattern -> module
+	for _, m := range s.mods {
+		hr, ok := m.(module.HTTPRoutes)
+		if !ok {
+			continue
+		}
+		for _, r := range hr.Routes() {
+			if prev, dup := by[r.Pattern]; dup {
+				return nil, fmt.Errorf("http route %s registered twice: by %s and by %s", r.Pattern, prev, m.Name())
+			}
+			by[r.Pattern] = m.Name()
+			mux.Handle(r.Pattern, r.Handler)
+		}
+	}
 	s.ws.Register(mux) // /xmpp-websocket and XEP-0156 host-meta
-	return mux
+	return mux, nil
 }
 
 // modules is the ordered module list: the one place that says what the server does. Order matters where
-// a comment says so.
+// a comment says so. Adding a module is its entry here (and, if it has a configuration, its field in Config,
+// whose Validate is found by type): the server finds the rest on the module value, by type assertion over this
+// list: module.Validator (checked before anything registers), module.Runner (started once it listens, awaited
+// at shutdown before the store closes), module.MetricsReporter (/metrics) and module.HTTPRoutes (the HTTP
+// listeners' mux).
 func modules(cfg Config, store storage.Store, reg *module.Registry, upload *httpupload.Module) []module.Module {
 	// Archives that guarantee delivery are pipelined: a connection's burst of messages shares group commits
 	// and is acknowledged once committed (see storage.Pipeline and module.Append).
@@ -127,6 +187,20 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 	}
 }
 
+// validateModules runs Validate of every module that has one (module.Validator): checks that need the built
+// module rather than its Config alone. The error names each module.
+func validateModules(mods []module.Module) error {
+	var errs []error
+	for _, m := range mods {
+		if v, ok := m.(module.Validator); ok {
+			if err := v.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("module %s: %w", m.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // newServer builds everything and opens the listeners; run serves them.
 func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
 	if err := cfg.Validate(); err != nil {
@@ -147,13 +221,41 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	s := &server{cfg: cfg, log: log, store: store, addrs: make(map[string]string)}
 	fail := func(err error) (*server, error) { s.close(); return nil, err }
 
+	listen := func(name, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen.%s: %w", name, err)
+		}
+		s.lns = append(s.lns, ln)
+		s.addrs[name] = ln.Addr().String()
+		return ln, nil
+	}
+	// The HTTP listeners open before the modules are built: upload slots point at the HTTPS listener's port,
+	// which is known only once it listens (listen.https may say :0). They are served further down.
+	webLns := make(map[string]net.Listener)
+	for name, addr := range map[string]string{"https": cfg.Listen.HTTPS, "http": cfg.Listen.HTTP} {
+		if !on(addr) {
+			continue
+		}
+		if webLns[name], err = listen(name, addr); err != nil {
+			return fail(err)
+		}
+	}
+	upCfg := cfg
+	var warn string
+	upCfg.HTTPUpload.PublicURL, warn = uploadPublicURL(cfg, s.addrs["https"], s.addrs["http"])
+	if warn != "" {
+		log.Warn(warn, "module", "httpupload")
+	}
 	reg := module.NewRegistry()
-	upload, err := newUpload(ctx, cfg, store)
+	upload, err := newUpload(ctx, upCfg, store)
 	if err != nil {
 		return fail(err)
 	}
-	s.upload = upload
 	s.mods = modules(cfg, store, reg, upload)
+	if err := validateModules(s.mods); err != nil {
+		return fail(err)
+	}
 	exists := func(ctx context.Context, bare jid.JID) bool {
 		_, err := store.Credentials(ctx, bare.String())
 		return err == nil || !errors.Is(err, storage.ErrNotFound)
@@ -190,15 +292,6 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	if err != nil {
 		return fail(err)
 	}
-	listen := func(name, addr string) (net.Listener, error) {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen.%s: %w", name, err)
-		}
-		s.lns = append(s.lns, ln)
-		s.addrs[name] = ln.Addr().String()
-		return ln, nil
-	}
 	if _, err := listen("c2s", cfg.Listen.C2S); err != nil {
 		return fail(err)
 	}
@@ -207,19 +300,20 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 			return fail(err)
 		}
 	}
+	mux, err := s.webMux()
+	if err != nil {
+		return fail(err)
+	}
 	for _, l := range []struct {
-		name, addr string
-		tls        bool
-	}{{"https", cfg.Listen.HTTPS, true}, {"http", cfg.Listen.HTTP, false}} {
-		if !on(l.addr) {
+		name string
+		tls  bool
+	}{{"https", true}, {"http", false}} {
+		ln := webLns[l.name]
+		if ln == nil {
 			continue
 		}
-		ln, err := listen(l.name, l.addr)
-		if err != nil {
-			return fail(err)
-		}
 		// No ReadTimeout: an upload of max_file_size over a slow link takes minutes.
-		hs := &http.Server{Handler: s.webMux(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		s.web = append(s.web, hs)
 		if l.tls {
 			hs.TLSConfig = tlsCfg.Clone()
@@ -290,9 +384,17 @@ func (s *server) run(ctx context.Context) error {
 			go func() { errc <- s.c2s.Serve(ln, true) }()
 		}
 	}
+	// Runners get their own context: shutdown ends them after the sessions are gone (whose last stanzas may
+	// still reach a module) and waits for them before the store closes.
+	rctx, stopRunners := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRunners()
 	for _, m := range s.mods {
 		if r, ok := m.(module.Runner); ok {
-			go r.Run(ctx)
+			s.runners.Add(1)
+			go func() {
+				defer s.runners.Done()
+				r.Run(rctx)
+			}()
 		}
 	}
 	trim := 30 * time.Second
@@ -316,8 +418,25 @@ func (s *server) run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.c2s.Shutdown(sctx)
+	stopRunners()
+	// A budget of its own: a slow session shutdown must not leave the runners no time.
+	rwctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	s.waitRunners(rwctx)
 	s.close()
 	return nil
+}
+
+// waitRunners waits until every module runner has returned, or ctx ends (a runner stuck in I/O must not hold
+// the process forever; the store then closes under it, and the runner's writes fail).
+func (s *server) waitRunners(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.runners.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("module runners did not stop in time; closing the store anyway")
+	}
 }
 
 func (s *server) close() {
@@ -359,21 +478,10 @@ func (s *server) metrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(&b, "parley_routed_total{kind=\"presence\"} %d\n", rs.Presences.Load())
 	fmt.Fprintf(&b, "parley_routed_total{kind=\"iq\"} %d\n", rs.IQs.Load())
 	counter("parley_stanza_errors_total", "Error replies generated by the router.", rs.Errors.Load())
-	if s.upload != nil {
-		s.upload.WriteMetrics(&b)
-	}
+	// Module counters: each module that has some writes them itself (module.MetricsReporter).
 	for _, m := range s.mods {
-		switch m := m.(type) {
-		case *push.Module:
-			counter("parley_push_notifications_total", "XEP-0357 notifications published.", m.Published.Load())
-			counter("parley_push_failed_total", "Push registrations removed after an app server error.", m.Failed.Load())
-		case *offline.Module:
-			counter("parley_offline_stored_total", "Messages stored for offline accounts.", m.Stored.Load())
-			counter("parley_offline_delivered_total", "Offline messages delivered.", m.Delivered.Load())
-			counter("parley_offline_expired_total", "Offline messages expired unread.", m.Expired.Load())
-		case *archive.Module:
-			counter("parley_archive_messages_total", "Messages archived (XEP-0313).", m.Archived.Load())
-			counter("parley_archive_duplicates_total", "Client retries dropped by origin-id.", m.Duplicates.Load())
+		if mr, ok := m.(module.MetricsReporter); ok {
+			mr.WriteMetrics(&b)
 		}
 	}
 	w.Write([]byte(b.String()))
