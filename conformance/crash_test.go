@@ -16,9 +16,9 @@ import (
 )
 
 // A sender streams 10,000 messages with stream management while the server is killed with SIGKILL and
-// restarted. Every message the server acknowledged (<a/>) is delivered exactly once — by offline delivery, or
-// failing that in the recipient's archive — and the messages it did not acknowledge, which the client sends
-// again with the same origin-id after the restart, are not duplicated.
+// restarted. Every message is delivered exactly once by offline delivery, and archived once: those the server
+// acknowledged (<a/>), and those it did not, which the client sends again with the same origin-id after the
+// restart. (Before issue 19 item 9 was fixed, a few retries were found in the archive only.)
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test streams 10,000 messages")
@@ -146,8 +146,17 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			}
 		}
 	}
-	lost, dupOffline, dupArchive := 0, 0, 0
+	lost, dupOffline, dupArchive, archiveOnly := 0, 0, 0, 0
 	for i := 0; i < total; i++ {
+		// Issue 19, item 9: a message that reached the archive and not the offline queue is lost to a client
+		// without MAM. One message's copies commit together, and a retry completes the missing one.
+		if offline[i] == 0 && archived[i] > 0 {
+			archiveOnly++
+			if archiveOnly < 5 {
+				t.Errorf("message %d is in bob's archive only, never delivered offline (acknowledged: %v)", i,
+					i < ackedAtCrash)
+			}
+		}
 		if offline[i] > 1 {
 			dupOffline++
 		}
@@ -161,8 +170,9 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			}
 		}
 	}
-	if lost > 0 || dupOffline > 0 || dupArchive > 0 {
-		t.Fatalf("lost %d, delivered offline twice %d, archived twice %d", lost, dupOffline, dupArchive)
+	if lost > 0 || dupOffline > 0 || dupArchive > 0 || archiveOnly > 0 {
+		t.Fatalf("lost %d, delivered offline twice %d, archived twice %d, in the archive only %d", lost, dupOffline,
+			dupArchive, archiveOnly)
 	}
 }
 
