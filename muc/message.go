@@ -188,8 +188,11 @@ func (m *Module) drain(r *room) {
 			return
 		}
 		out := r.fan[0]
-		r.fan[0] = nil
-		r.fan = r.fan[1:]
+		// Shifted rather than resliced, so that the slice keeps its room: a room's messages then cost no
+		// allocation here. Few wait at once (those of one commit).
+		n := copy(r.fan, r.fan[1:])
+		r.fan[n] = nil
+		r.fan = r.fan[:n]
 		r.fanMu.Unlock()
 		m.fanOut(r, out)
 	}

@@ -315,6 +315,9 @@ func (g *Group) Add(a Archive, owner string, items []ArchiveItem) bool {
 		return false
 	}
 	g.c = c
+	if g.parts == nil {
+		g.parts = make([]ArchiveAppend, 0, 4) // a message has up to three copies: one allocation
+	}
 	g.parts = append(g.parts, ArchiveAppend{Archive: name, Owner: owner, Items: items})
 	g.n.Add(1)
 	return true
