@@ -197,3 +197,36 @@ func TestAckCountStartsAtEnable(t *testing.T) {
 		t.Fatalf("h = %s after one stanza, want 1", h)
 	}
 }
+
+// Regression test (issue 19, item 1): the unacknowledged messages of a session that dropped and was never
+// resumed were archived a second time, under new stanza-ids, when they were routed again to offline storage.
+// The recipient's archive holds each message once, under the stanza-id it was delivered with.
+func TestDefectArchivedOnceAfterUnresumedSM(t *testing.T) {
+	srv := Start(t, "c2s:\n  resume_timeout: 1s\n")
+	srv.AddUser("alice", "alice-secret")
+	srv.AddUser("bob", "bob-secret")
+	bob := loginSM(t, srv, "bob", "bob-secret")
+	bobJID, _ := bob.bindAndEnable()
+	alice := Dial(t, srv, "alice", "alice-secret", "")
+	const n = 3
+	var live []string
+	for i := 0; i < n; i++ {
+		alice.Send(fmt.Sprintf(`<message to='%s' type='chat' id='a%d'><body>archived once %d</body></message>`, bobJID, i, i))
+	}
+	for i := 0; i < n; i++ {
+		m := bob.await(fmt.Sprintf(`<body>archived once %d</body><stanza-id xmlns='urn:xmpp:sid:0' by='bob@localhost' id='([^']+)'/>`, i), 5*time.Second)
+		live = append(live, m[1])
+	}
+	cut(bob.conn)               // nothing acknowledged
+	time.Sleep(2 * time.Second) // past resume_timeout: the session ends and its unacked messages go offline
+
+	bobAgain := Dial(t, srv, "bob", "bob-secret", "")
+	bobAgain.Send(`<presence/>`)
+	for i := 0; i < n; i++ {
+		bobAgain.Expect(5*time.Second, fmt.Sprintf("archived once %d", i))
+	}
+	ids, _ := mamIDs(t, bobAgain, "q1", "")
+	if strings.Join(ids, " ") != strings.Join(live, " ") {
+		t.Errorf("bob's archive holds %q, want each message once under the stanza-id it was delivered with %q", ids, live)
+	}
+}

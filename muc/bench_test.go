@@ -92,6 +92,13 @@ func TestNoRoutingUnderLock(t *testing.T) {
 			return
 		}
 		e.m.mu.Unlock()
+		for name, mu := range map[string]*sync.Mutex{"post": &r.postMu, "fan": &r.fanMu} {
+			if !mu.TryLock() {
+				t.Errorf("routed with the room's %s lock held: %s", name, s.Raw)
+				return
+			}
+			mu.Unlock()
+		}
 	}
 	e.in("<iq type='set' id='g' from='" + alice + "' to='" + roomJ + "'><query xmlns='" + NSAdmin + "'><item jid='bob@localhost' affiliation='member'/></query></iq>")
 	e.join(bob, "Bob")

@@ -237,7 +237,12 @@ func newEnv(t testing.TB, cfg Config) *env {
 }
 
 func newEnvWith(t testing.TB, cfg Config, rooms *memRooms, arch *memArchive) *env {
-	m := New(cfg, rooms, arch)
+	return newEnvArchive(t, cfg, rooms, arch, arch)
+}
+
+// newEnvArchive is newEnvWith with the archive the service uses (a wrapper around arch) given apart.
+func newEnvArchive(t testing.TB, cfg Config, rooms *memRooms, arch *memArchive, a storage.Archive) *env {
+	m := New(cfg, rooms, a)
 	r := &fakeRouter{got: map[string][]*stanza.Stanza{}}
 	reg := module.NewRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -103,40 +105,127 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
 	// The sender's id is kept: clients recognize their own message in the reflection by it
 	// (muc#stable_id).
 	msg := build(stanza.Message, "groupchat", s.ID, from, s.Lang, payload)
-	now := m.now()
-	if durable {
-		if origin == "" {
-			origin = s.ID
-		}
-		// Durable before delivered: the stanza-id each occupant sees names an archived item.
-		if err := m.archive.Append(ctx, r.str, storage.ArchiveItem{ID: id, With: from.String(), Time: now,
-			OriginID: origin, Data: msg.Raw}); err != nil {
-			m.log.Error("archiving room message", "room", r.str, "err", err)
-			m.fail(ctx, s, &stanza.Error{Condition: "internal-server-error", Type: "wait"})
+	out := &outgoing{ctx: ctx, s: s, msg: msg, now: m.now(), archive: archive, subjectChange: subjectChange,
+		subjectText: subjectText, o: o}
+	if !durable {
+		m.post(r, out, nil)
+		return
+	}
+	if origin == "" {
+		origin = s.ID
+	}
+	// Durable before delivered: the stanza-id each occupant sees names an archived item. The append is queued
+	// in the store's group commit, and the message is fanned out when its commit reports, in the room's order.
+	m.post(r, out, &storage.ArchiveItem{ID: id, With: from.String(), Time: out.now, OriginID: origin, Data: msg.Raw})
+}
+
+// outgoing is a room message accepted from an occupant, waiting for its turn (and its archive commit) to be
+// fanned out.
+type outgoing struct {
+	ctx           context.Context
+	s             *stanza.Stanza // as the occupant sent it, for an error reply
+	msg           *stanza.Stanza // as the room reflects it
+	now           time.Time
+	archive       bool // kept in history
+	subjectChange bool
+	subjectText   string
+	o             *occupant
+	ready         bool  // guarded by room.fanMu: committed (or nothing to commit)
+	err           error // guarded by room.fanMu: the commit failed
+}
+
+// post gives out its place in the room's fan-out order and, for an archived message, queues its append. The
+// room's messages are fanned out in the order they were posted, each once its commit has reported, so a
+// message waits for the commit of the messages posted before it in its room and for nothing else: other
+// rooms go on. room.postMu makes the archive's order the room's order.
+func (m *Module) post(r *room, out *outgoing, item *storage.ArchiveItem) {
+	r.postMu.Lock()
+	r.fanMu.Lock()
+	out.ready = item == nil
+	r.fan = append(r.fan, out)
+	r.fanMu.Unlock()
+	if item != nil {
+		module.AppendThen(out.ctx, m.archive, r.str, []storage.ArchiveItem{*item}, func(err error) {
+			if err != nil {
+				err = fmt.Errorf("muc: archiving room message: %w", err)
+			}
+			r.fanMu.Lock()
+			out.ready, out.err = true, err
+			start := m.async && r.takeFan()
+			r.fanMu.Unlock()
+			if start {
+				// The committer's goroutine reports every commit: it must not route.
+				go m.drain(r)
+			}
+		})
+	}
+	r.postMu.Unlock()
+	r.fanMu.Lock()
+	start := r.takeFan()
+	r.fanMu.Unlock()
+	if start {
+		m.drain(r)
+	}
+}
+
+// takeFan reports whether the caller is to fan out the room's ready messages: the first is ready and nobody
+// is at it. Called with fanMu held.
+func (r *room) takeFan() bool {
+	if r.fanning || len(r.fan) == 0 || !r.fan[0].ready {
+		return false
+	}
+	r.fanning = true
+	return true
+}
+
+// drain fans out the room's messages from the front of its order while they are ready.
+func (m *Module) drain(r *room) {
+	for {
+		r.fanMu.Lock()
+		if len(r.fan) == 0 || !r.fan[0].ready {
+			r.fanning = false
+			r.fanMu.Unlock()
 			return
 		}
+		out := r.fan[0]
+		// Shifted rather than resliced, so that the slice keeps its room: a room's messages then cost no
+		// allocation here. Few wait at once (those of one commit).
+		n := copy(r.fan, r.fan[1:])
+		r.fan[n] = nil
+		r.fan = r.fan[:n]
+		r.fanMu.Unlock()
+		m.fanOut(r, out)
 	}
+}
 
+// fanOut reflects one message to every occupant, and keeps it in history.
+func (m *Module) fanOut(r *room, out *outgoing) {
+	ctx := out.ctx
+	if out.err != nil {
+		m.log.Error("archiving room message", "room", r.str, "err", out.err)
+		m.fail(ctx, out.s, &stanza.Error{Condition: "internal-server-error", Type: "wait"})
+		return
+	}
 	r.mu.Lock()
-	if subjectChange {
-		r.cfg.Subject, r.cfg.SubjectFrom = subjectText, ""
-		if o != nil {
-			r.cfg.SubjectFrom = o.nick
+	if out.subjectChange {
+		r.cfg.Subject, r.cfg.SubjectFrom = out.subjectText, ""
+		if out.o != nil {
+			r.cfg.SubjectFrom = out.o.nick
 		}
 	}
-	if archive {
-		r.pushHistory(msg, now)
+	if out.archive {
+		r.pushHistory(out.msg, out.now)
 	}
 	rcpt := r.recipients(make([]*session, 0, len(r.real)))
 	r.mu.Unlock()
 
 	// Fan-out with no lock held: each Route only queues.
 	for _, to := range rcpt {
-		m.router.Route(ctx, addressed(msg, to.jid, to.str))
+		m.router.Route(ctx, addressed(out.msg, to.jid, to.str))
 	}
 	m.Stats.Messages.Add(1)
 	m.Stats.Deliveries.Add(uint64(len(rcpt)))
-	if subjectChange {
+	if out.subjectChange {
 		m.persist(ctx, r)
 	}
 }

@@ -45,6 +45,7 @@ type Module struct {
 	cfg     Config
 	rooms   storage.Rooms
 	archive storage.Archive
+	async   bool // archive queues appends (storage.AsyncAppender): commits report from the committer
 	router  module.Router
 	log     *slog.Logger
 	service jid.JID
@@ -70,6 +71,7 @@ func New(cfg Config, rooms storage.Rooms, archive storage.Archive) *Module {
 	m := &Module{cfg: cfg, rooms: rooms, archive: archive, admins: make(map[string]bool),
 		live: make(map[string]*room), sessions: make(map[string]map[*room]bool),
 		pending: make(map[string]pendingIQ), now: time.Now, log: slog.Default()}
+	_, m.async = archive.(storage.AsyncAppender)
 	for _, a := range cfg.Admins {
 		if j, err := jid.Parse(a); err == nil {
 			m.admins[j.Bare().String()] = true

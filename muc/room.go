@@ -121,6 +121,14 @@ type room struct {
 	occ    map[string]*occupant // by nick
 	real   map[string]*occupant // by real full JID
 	hist   []histItem
+
+	// postMu orders the room's messages: held while one takes its place in fan and queues its archive append
+	// (see Module.post). fanMu guards fan, the messages accepted and not yet fanned out in that order, and
+	// fanning, set while a goroutine fans them out.
+	postMu  sync.Mutex
+	fanMu   sync.Mutex
+	fan     []*outgoing
+	fanning bool
 }
 
 func newRoom(j jid.JID, cfg roomConfig) *room {

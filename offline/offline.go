@@ -3,8 +3,9 @@
 // of the account becomes available with non-negative priority; then it is deleted. Stored messages expire after
 // a retention period, and each account has a cap past which the sender gets an error.
 //
-// Storage is an archive (named "offline"): the store commits before the router returns, so a message the
-// server acknowledged to its sender is on disk.
+// Storage is an archive (named "offline"), written with module.Append: for a stanza a client session sent, the
+// offline copy is queued in one unit with the message's archive copies and committed before the sender gets
+// its ack, so a message the server acknowledged is on disk, and a crash cannot keep one copy without the other.
 package offline
 
 import (
@@ -164,8 +165,9 @@ func (m *Module) store(ctx context.Context, d *module.Delivery) (module.Verdict,
 	with := s.From.Bare().String()
 	oid := stanza.OriginID(s)
 	if oid != "" {
-		// A retry whose first attempt is already stored (its archive copy may not have been committed before a
-		// crash, so the archive's check let it through): stored once.
+		// A retry whose first attempt is already stored: stored once. The archive lets a retry through when the
+		// recipient's archive lacks it, or holds it and the recipient has no session (so that this store adds
+		// the copy it may lack).
 		dup, err := m.archive.HasOrigin(ctx, owner, with, oid)
 		if err != nil {
 			return module.Continue, fmt.Errorf("offline: %w", err)

@@ -155,10 +155,11 @@ func (s *server) webMux() (*http.ServeMux, error) {
 // at shutdown before the store closes), module.MetricsReporter (/metrics) and module.HTTPRoutes (the HTTP
 // listeners' mux).
 func modules(cfg Config, store storage.Store, reg *module.Registry, upload *httpupload.Module) []module.Module {
-	// Archives that guarantee delivery are pipelined: a connection's burst of messages shares group commits
-	// and is acknowledged once committed (see storage.Pipeline and module.Append).
-	mamArchive := storage.NewPipeline(store.Archive("mam"), 0)
-	offlineArchive := storage.NewPipeline(store.Archive("offline"), 0)
+	// Archives that guarantee delivery queue their appends in the store's group commit: a connection's burst of
+	// messages shares commits and is acknowledged once committed, and the copies of one message in several
+	// archives commit together (see storage.Committer and module.Append).
+	mamArchive := store.Archive("mam")
+	offlineArchive := store.Archive("offline")
 	derive := func(password string) ([]storage.ScramCredential, error) {
 		return auth.DeriveAll(password, cfg.Auth.ScramIterations)
 	}

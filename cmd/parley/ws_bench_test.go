@@ -284,7 +284,7 @@ func ackCount(b *testing.B, c benchClient) int64 {
 // latency percentiles, and how long the archive took after the last delivery (ack-wait-ms).
 //
 // The op also includes the archive: delivery does not wait for the MAM commits (they are queued and shared,
-// see storage.Pipeline), so the last delivery can come well before the last commit. Alice enables stream
+// see storage.Committer), so the last delivery can come well before the last commit. Alice enables stream
 // management, and the run ends with her <r/> answered: the server sends <a/> only once every message's two
 // archive copies are committed. Without it the figure would count messages whose archiving is still queued.
 func benchThroughput(b *testing.B, alice, bob benchClient, window int) {

@@ -14,108 +14,19 @@ import (
 )
 
 // archive is one named archive of a Store. It is only a name: every archive lives in the archive_items
-// table.
+// table. Appends go through the store's storage.Committer, which calls AppendBatch.
 type archive struct {
+	storage.Appender
 	s    *Store
 	name string
 }
 
 // Archive opens the archive with the given name; it exists as soon as something is appended to it.
-func (s *Store) Archive(name string) storage.Archive { return &archive{s: s, name: name} }
-
-// appendReq is one Append call waiting for the committer.
-type appendReq struct {
-	ctx     context.Context
-	archive string
-	owner   string
-	items   []storage.ArchiveItem
-	done    chan error // buffered: the committer never waits for the caller
+func (s *Store) Archive(name string) storage.Archive {
+	return &archive{Appender: storage.Appender{Committer: s.commit, Name: name}, s: s, name: name}
 }
 
-// Append stores items for owner and returns once they are committed, sharing the commit with the other
-// Append calls of the moment. If ctx ends first, Append returns its error; the items are then stored only if
-// their batch had already begun.
-func (a *archive) Append(ctx context.Context, owner string, items ...storage.ArchiveItem) error {
-	if a.s.closed.Load() {
-		return errClosed
-	}
-	if len(items) == 0 {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	req := &appendReq{ctx: ctx, archive: a.name, owner: owner, items: items, done: make(chan error, 1)}
-	select {
-	case a.s.appends <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-a.s.quit:
-		return errClosed
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// commitLoop is the committer: it takes one waiting Append call, then every other call already waiting,
-// and commits them in one transaction. There is no timer: calls that arrive while a commit runs wait in
-// the unbuffered channel and form the next batch, so a lone caller pays one commit and a crowd shares
-// them.
-func (s *Store) commitLoop() {
-	defer close(s.done)
-	batch := make([]*appendReq, 0, maxBatch)
-	for {
-		select {
-		case r := <-s.appends:
-			batch = append(batch[:0], r)
-		case <-s.quit:
-			return
-		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.appends:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		s.commitBatch(batch)
-		clear(batch) // drop the references to the callers' items
-	}
-}
-
-// commitBatch commits the calls of one batch and answers each of them.
-func (s *Store) commitBatch(batch []*appendReq) {
-	live := make([]*appendReq, 0, len(batch))
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- err // gave up before its batch began: store nothing
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
-	errs := make([]error, len(live))
-	err := s.insertBatch(live, errs)
-	s.commits.Add(1)
-	s.batched.Add(int64(len(live)))
-	for i, r := range live {
-		if err != nil {
-			r.done <- err
-		} else {
-			r.done <- errs[i]
-		}
-	}
-}
-
-// insertSQL inserts one call's items, in their order, from parallel arrays. ORDER BY ordinality makes the
+// insertSQL inserts one part's items, in their order, from parallel arrays. ORDER BY ordinality makes the
 // identity column number them in that order. A taken id inserts nothing (ON CONFLICT DO NOTHING), which
 // shows as fewer rows than items; the positions of the rows that were inserted come back so that they can
 // be removed again.
@@ -130,42 +41,48 @@ const insertSQL = `WITH ins AS (
 )
 SELECT count(*), coalesce(array_agg(seq), '{}') FROM ins`
 
-// insertBatch inserts every call's items in one transaction and one round trip. A call with a taken id (or
-// one id twice) gets storage.ErrConflict in errs, and the rows it did insert are deleted before the commit,
-// so that it stores nothing. The returned error is the transaction's, and concerns every call.
-func (s *Store) insertBatch(reqs []*appendReq, errs []error) error {
-	// Not one caller's context: a caller that gives up must not abort the others' commit.
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
+// AppendBatch implements storage.BatchAppender: every part of every unit in one transaction and one round
+// trip. A unit with a taken id (or one id twice) gets storage.ErrConflict in errs, and the rows its parts did
+// insert are deleted before the commit, so that it stores nothing. The returned error is the transaction's,
+// and concerns every unit.
+func (s *Store) AppendBatch(ctx context.Context, units [][]storage.ArchiveAppend, errs []error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("pg: append: %w", err)
 	}
 	defer tx.Rollback(ctx)
 	b := &pgx.Batch{}
-	var undo []int64
-	for i, r := range reqs {
-		n := len(r.items)
-		ids, withs, origins := make([]string, n), make([]string, n), make([]string, n)
-		times, data := make([]time.Time, n), make([][]byte, n)
-		for j, it := range r.items {
-			ids[j], withs[j], times[j], origins[j], data[j] = it.ID, it.With, it.Time, it.OriginID, nonNil(it.Data)
+	seqs := make([][]int64, len(units)) // rows each unit inserted, for undoing a unit that conflicts
+	for i, unit := range units {
+		for _, p := range unit {
+			n := len(p.Items)
+			ids, withs, origins := make([]string, n), make([]string, n), make([]string, n)
+			times, data := make([]time.Time, n), make([][]byte, n)
+			for j, it := range p.Items {
+				ids[j], withs[j], times[j], origins[j], data[j] = it.ID, it.With, it.Time, it.OriginID, nonNil(it.Data)
+			}
+			b.Queue(insertSQL, p.Archive, p.Owner, ids, withs, times, origins, data).QueryRow(func(row pgx.Row) error {
+				var inserted int
+				var got []int64
+				if err := row.Scan(&inserted, &got); err != nil {
+					return err
+				}
+				seqs[i] = append(seqs[i], got...)
+				if inserted < n && errs[i] == nil {
+					errs[i] = fmt.Errorf("pg: append to %s of %q: %w", p.Archive, p.Owner, storage.ErrConflict)
+				}
+				return nil
+			})
 		}
-		b.Queue(insertSQL, r.archive, r.owner, ids, withs, times, origins, data).QueryRow(func(row pgx.Row) error {
-			var inserted int
-			var seqs []int64
-			if err := row.Scan(&inserted, &seqs); err != nil {
-				return err
-			}
-			if inserted < n {
-				errs[i] = fmt.Errorf("pg: append to %s of %q: %w", r.archive, r.owner, storage.ErrConflict)
-				undo = append(undo, seqs...)
-			}
-			return nil
-		})
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("pg: append: %w", err)
+	}
+	var undo []int64
+	for i := range units {
+		if errs[i] != nil {
+			undo = append(undo, seqs[i]...)
+		}
 	}
 	if len(undo) > 0 {
 		if _, err := tx.Exec(ctx, "DELETE FROM archive_items WHERE seq = ANY($1)", undo); err != nil {
@@ -371,4 +288,9 @@ func (a *archive) HasOrigin(ctx context.Context, owner, with, originID string) (
 	return has, nil
 }
 
-var _ storage.Archive = (*archive)(nil)
+var (
+	_ storage.Archive       = (*archive)(nil)
+	_ storage.AsyncAppender = (*archive)(nil)
+	_ storage.Queued        = (*archive)(nil)
+	_ storage.BatchAppender = (*Store)(nil)
+)

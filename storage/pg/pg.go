@@ -4,11 +4,11 @@
 // Tables are created in the first schema of the connection's search_path, so one database can hold several
 // Parley installations (or test runs) side by side: set search_path in the DSN.
 //
-// Archive.Append calls do not write themselves: they queue for a committer goroutine, which takes every call
-// waiting at that moment into one transaction, one INSERT per call sent together as a pgx.Batch, so N
-// concurrent appends cost one round trip and one WAL flush instead of N. A call whose id is taken fails
-// with storage.ErrConflict and its rows are removed before the commit; the other calls of its batch are not
-// affected. An error of the transaction itself goes to every call of the batch.
+// Archive.Append calls do not write themselves: they queue for the store's storage.Committer, which takes every
+// unit waiting at that moment into one transaction (AppendBatch), one INSERT per archive and owner sent
+// together as a pgx.Batch, so N concurrent appends cost one round trip and one WAL flush instead of N. A unit
+// whose id is taken fails with storage.ErrConflict and its rows are removed before the commit; the other units
+// of its batch are not affected. An error of the transaction itself goes to every unit of the batch.
 //
 // Durability is PostgreSQL's: with the default synchronous_commit=on a commit returns once its WAL is
 // flushed. Do not run Parley against a server with synchronous_commit=off or fsync=off if acknowledged
@@ -29,7 +29,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,12 +37,6 @@ import (
 )
 
 const (
-	// maxBatch bounds the number of Append calls in one commit, so that one commit's latency stays bounded
-	// under a flood.
-	maxBatch = 512
-	// commitTimeout bounds one group commit, so that a stuck database fails the waiting Append calls
-	// instead of holding them (and the committer) forever.
-	commitTimeout = 30 * time.Second
 	// deleteChunk is how many rows DeleteBefore removes per transaction, so that a large expiry does not
 	// hold row locks (and a long transaction that holds back vacuum) for its whole duration.
 	deleteChunk = 1000
@@ -61,15 +54,10 @@ var migrations embed.FS
 type Store struct {
 	pool *pgxpool.Pool
 
-	appends chan *appendReq // to the committer; unbuffered, see commitLoop
-	quit    chan struct{}   // closed by Close
-	done    chan struct{}   // closed when the committer has returned
+	commit *storage.Committer // the group-commit loop every archive's appends go through
 
 	closeOnce sync.Once
 	closed    atomic.Bool
-
-	// commits and batched count committer transactions and the Append calls they carried; tests read them.
-	commits, batched atomic.Int64
 }
 
 // Open connects to the database named by dsn (a libpq keyword/value string or a postgres:// URL; pool
@@ -84,12 +72,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pg: %w", err)
 	}
-	s := &Store{pool: pool, appends: make(chan *appendReq), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{pool: pool}
 	if _, err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	go s.commitLoop()
+	s.commit = storage.NewCommitter(s, errClosed)
 	return s, nil
 }
 
@@ -184,8 +172,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		close(s.quit)
-		<-s.done
+		s.commit.Close()
 		s.pool.Close()
 	})
 	return nil

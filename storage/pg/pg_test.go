@@ -167,7 +167,7 @@ func TestGroupCommit(t *testing.T) {
 	if n, err := a.Count(ctx, "alice@localhost", storage.ArchiveQuery{}); err != nil || n != callers {
 		t.Errorf("Count = %d, %v; want %d", n, err, callers)
 	}
-	commits, batched := s.commits.Load(), s.batched.Load()
+	commits, batched := s.commit.Stats()
 	if batched != callers {
 		t.Errorf("committer carried %d calls, want %d", batched, callers)
 	}

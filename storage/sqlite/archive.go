@@ -14,114 +14,22 @@ import (
 )
 
 // archive is one named archive of a Store. It is only a name: every archive lives in the archive_items
-// table.
+// table. Appends go through the store's storage.Committer, which calls AppendBatch.
 type archive struct {
+	storage.Appender
 	s    *Store
 	name string
 }
 
 // Archive opens the archive with the given name; it exists as soon as something is appended to it.
-func (s *Store) Archive(name string) storage.Archive { return &archive{s: s, name: name} }
-
-// appendReq is one Append call waiting for the committer.
-type appendReq struct {
-	ctx     context.Context
-	archive string
-	owner   string
-	items   []storage.ArchiveItem
-	done    chan error // buffered: the committer never waits for the caller
+func (s *Store) Archive(name string) storage.Archive {
+	return &archive{Appender: storage.Appender{Committer: s.commit, Name: name}, s: s, name: name}
 }
 
-// Append stores items for owner and returns once they are committed and synced, sharing the commit with the
-// other Append calls of the moment. If ctx ends first, Append returns its error; the items are then stored
-// only if their batch had already begun.
-func (a *archive) Append(ctx context.Context, owner string, items ...storage.ArchiveItem) error {
-	if a.s.closed.Load() {
-		return errClosed
-	}
-	if len(items) == 0 {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	req := &appendReq{ctx: ctx, archive: a.name, owner: owner, items: items, done: make(chan error, 1)}
-	select {
-	case a.s.appends <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-a.s.quit:
-		return errClosed
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// commitLoop is the committer: it takes one waiting Append call, then every other call already waiting,
-// and commits them in one transaction. There is no timer: calls that arrive while a commit runs wait in
-// the unbuffered channel and form the next batch, so a lone caller pays one commit and a crowd shares
-// them.
-func (s *Store) commitLoop() {
-	defer close(s.done)
-	batch := make([]*appendReq, 0, maxBatch)
-	for {
-		select {
-		case r := <-s.appends:
-			batch = append(batch[:0], r)
-		case <-s.quit:
-			return
-		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.appends:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		s.commitBatch(batch)
-		clear(batch) // drop the references to the callers' items
-	}
-}
-
-// commitBatch commits the calls of one batch and answers each of them.
-func (s *Store) commitBatch(batch []*appendReq) {
-	live := make([]*appendReq, 0, len(batch))
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- err // gave up before its batch began: store nothing
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
-	errs := make([]error, len(live))
-	err := s.insertBatch(live, errs)
-	s.commits.Add(1)
-	s.batched.Add(int64(len(live)))
-	for i, r := range live {
-		if err != nil {
-			r.done <- err
-		} else {
-			r.done <- errs[i]
-		}
-	}
-}
-
-// insertBatch inserts every call's items in one transaction, each call inside its own savepoint so that a
-// call that conflicts is rolled back alone; its error goes to errs. The returned error is the
-// transaction's, and concerns every call.
-func (s *Store) insertBatch(reqs []*appendReq, errs []error) error {
-	// Not one caller's context: a caller that gives up must not abort the others' commit.
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
+// AppendBatch implements storage.BatchAppender: it inserts every unit in one transaction, each unit of more
+// than one item inside its own savepoint so that a unit that conflicts is rolled back alone; its error goes
+// to errs. The returned error is the transaction's, and concerns every unit.
+func (s *Store) AppendBatch(ctx context.Context, units [][]storage.ArchiveAppend, errs []error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: append: %w", err)
@@ -133,12 +41,12 @@ func (s *Store) insertBatch(reqs []*appendReq, errs []error) error {
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer ins.Close()
-	// A call of one item (almost every call: one message) needs no savepoint: ON CONFLICT DO NOTHING leaves
-	// nothing behind on a duplicate id, and no rows affected tells it apart. A savepoint costs a sub-journal
-	// write of every page it touches, and was a tenth of the server's CPU in a chat load profile.
+	// A unit of one item (almost every Append: one message in one archive) needs no savepoint: ON CONFLICT DO
+	// NOTHING leaves nothing behind on a duplicate id, and no rows affected tells it apart. A savepoint costs a
+	// sub-journal write of every page it touches, and was a tenth of the server's CPU in a chat load profile.
 	var one *sql.Stmt
-	for i, r := range reqs {
-		if len(r.items) == 1 {
+	for i, unit := range units {
+		if len(unit) == 1 && len(unit[0].Items) == 1 {
 			if one == nil {
 				if one, err = tx.PrepareContext(ctx, `INSERT INTO archive_items (archive, owner, id, with_jid, ts, origin_id, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`); err != nil {
@@ -146,8 +54,8 @@ func (s *Store) insertBatch(reqs []*appendReq, errs []error) error {
 				}
 				defer one.Close()
 			}
-			it := r.items[0]
-			res, err := one.ExecContext(ctx, r.archive, r.owner, it.ID, it.With, it.Time.UnixMicro(), it.OriginID,
+			p, it := unit[0], unit[0].Items[0]
+			res, err := one.ExecContext(ctx, p.Archive, p.Owner, it.ID, it.With, it.Time.UnixMicro(), it.OriginID,
 				nonNil(it.Data))
 			if err != nil {
 				return fmt.Errorf("sqlite: append: %w", err)
@@ -155,31 +63,34 @@ func (s *Store) insertBatch(reqs []*appendReq, errs []error) error {
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("sqlite: append: %w", err)
 			} else if n == 0 {
-				errs[i] = fmt.Errorf("sqlite: append to %s of %q: id %q: %w", r.archive, r.owner, it.ID,
+				errs[i] = fmt.Errorf("sqlite: append to %s of %q: id %q: %w", p.Archive, p.Owner, it.ID,
 					storage.ErrConflict)
 			}
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT append_call"); err != nil {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT append_unit"); err != nil {
 			return fmt.Errorf("sqlite: append: %w", err)
 		}
-		for _, it := range r.items {
-			_, err := ins.ExecContext(ctx, r.archive, r.owner, it.ID, it.With, it.Time.UnixMicro(), it.OriginID,
-				nonNil(it.Data))
-			if err == nil {
-				continue
+	unit:
+		for _, p := range unit {
+			for _, it := range p.Items {
+				_, err := ins.ExecContext(ctx, p.Archive, p.Owner, it.ID, it.With, it.Time.UnixMicro(), it.OriginID,
+					nonNil(it.Data))
+				if err == nil {
+					continue
+				}
+				if !isUnique(err) {
+					return fmt.Errorf("sqlite: append: %w", err)
+				}
+				errs[i] = fmt.Errorf("sqlite: append to %s of %q: id %q: %w", p.Archive, p.Owner, it.ID,
+					storage.ErrConflict)
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO append_unit"); err != nil {
+					return fmt.Errorf("sqlite: append: %w", err)
+				}
+				break unit
 			}
-			if !isUnique(err) {
-				return fmt.Errorf("sqlite: append: %w", err)
-			}
-			errs[i] = fmt.Errorf("sqlite: append to %s of %q: id %q: %w", r.archive, r.owner, it.ID,
-				storage.ErrConflict)
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO append_call"); err != nil {
-				return fmt.Errorf("sqlite: append: %w", err)
-			}
-			break
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE append_call"); err != nil {
+		if _, err := tx.ExecContext(ctx, "RELEASE append_unit"); err != nil {
 			return fmt.Errorf("sqlite: append: %w", err)
 		}
 	}
@@ -419,4 +330,9 @@ func (a *archive) HasOrigin(ctx context.Context, owner, with, originID string) (
 	return n > 0, nil
 }
 
-var _ storage.Archive = (*archive)(nil)
+var (
+	_ storage.Archive       = (*archive)(nil)
+	_ storage.AsyncAppender = (*archive)(nil)
+	_ storage.Queued        = (*archive)(nil)
+	_ storage.BatchAppender = (*Store)(nil)
+)

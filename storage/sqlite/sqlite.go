@@ -9,10 +9,11 @@
 //
 // SQLite has a single writer, so the Store has a single writer connection and a small pool of read-only
 // connections; in WAL mode readers never wait for the writer. Archive.Append calls do not write themselves:
-// they queue for a committer goroutine, which takes every call waiting at that moment into one transaction,
-// so N concurrent appends cost one fsync instead of N. Each call is isolated by a savepoint within the
-// batch, so a call that fails with storage.ErrConflict does not fail the others; an error of the
-// transaction itself (its commit, a full disk) goes to every call of the batch.
+// they queue for the store's storage.Committer, which takes every unit waiting at that moment into one
+// transaction (AppendBatch), so N concurrent appends cost one fsync instead of N. Each unit of more than one
+// item is isolated by a savepoint within the batch, so a unit that fails with storage.ErrConflict does not
+// fail the others; an error of the transaction itself (its commit, a full disk) goes to every unit of the
+// batch.
 //
 // The schema lives in migrations/*.sql, embedded, applied in name order by Open and recorded in the
 // schema_migrations table.
@@ -45,12 +46,6 @@ const (
 	// busyTimeout is how long a connection waits for a lock another process holds (a backup, a second
 	// server by mistake) before it fails with SQLITE_BUSY.
 	busyTimeout = 10 * time.Second
-	// maxBatch bounds the number of Append calls in one commit, so that one commit's latency stays bounded
-	// under a flood.
-	maxBatch = 512
-	// commitTimeout bounds one group commit, so that a stuck database fails the waiting Append calls
-	// instead of holding them (and the committer) forever.
-	commitTimeout = 30 * time.Second
 	// deleteChunk is how many rows DeleteBefore removes per transaction: each transaction holds the single
 	// write lock, and appends (acknowledgements) wait behind it.
 	deleteChunk = 1000
@@ -78,9 +73,7 @@ type Store struct {
 	w *sql.DB // exactly one connection: the writer
 	r *sql.DB // read-only connections
 
-	appends chan *appendReq // to the committer; unbuffered, see commitLoop
-	quit    chan struct{}   // closed by Close
-	done    chan struct{}   // closed when the committer has returned
+	commit *storage.Committer // the group-commit loop every archive's appends go through
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,9 +83,6 @@ type Store struct {
 	// the short lookups every login and presence broadcast makes: 12% of the server's CPU per login for the
 	// credentials query alone, in a connect load profile.
 	stmts sync.Map // string → *sql.Stmt
-
-	// commits and batched count committer transactions and the Append calls they carried; tests read them.
-	commits, batched atomic.Int64
 }
 
 // Open opens (creating it if needed) the database file at path, applies pending migrations and starts the
@@ -121,7 +111,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, appends: make(chan *appendReq), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{w: w}
 	if err := s.checkPragmas(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -144,7 +134,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.r.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	go s.commitLoop()
+	s.commit = storage.NewCommitter(s, errClosed)
 	return s, nil
 }
 
@@ -274,8 +264,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		close(s.quit)
-		<-s.done
+		s.commit.Close()
 		s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 		if s.closeErr != nil {

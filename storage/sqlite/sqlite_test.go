@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -166,7 +165,7 @@ func TestGroupCommit(t *testing.T) {
 	if n, err := a.Count(ctx, "alice@localhost", storage.ArchiveQuery{}); err != nil || n != callers {
 		t.Errorf("Count = %d, %v; want %d", n, err, callers)
 	}
-	commits, batched := s.commits.Load(), s.batched.Load()
+	commits, batched := s.commit.Stats()
 	if batched != callers {
 		t.Errorf("committer carried %d calls, want %d", batched, callers)
 	}
@@ -200,32 +199,6 @@ func TestCloseWithWaitingAppends(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Append calls still blocked after Close")
-	}
-}
-
-// TestCommitSkipsCanceled checks that a call whose context ended before its batch began stores nothing.
-func TestCommitSkipsCanceled(t *testing.T) {
-	s := openTemp(t)
-	defer s.Close()
-	canceled, cancel := context.WithCancel(t.Context())
-	cancel()
-	item := func(id string) []storage.ArchiveItem {
-		return []storage.ArchiveItem{{ID: id, Time: time.Now(), Data: []byte("x")}}
-	}
-	gone := &appendReq{ctx: canceled, archive: "mam", owner: "alice@localhost", items: item("gone"),
-		done: make(chan error, 1)}
-	kept := &appendReq{ctx: t.Context(), archive: "mam", owner: "alice@localhost", items: item("kept"),
-		done: make(chan error, 1)}
-	s.commitBatch([]*appendReq{gone, kept})
-	if err := <-gone.done; !errors.Is(err, context.Canceled) {
-		t.Errorf("canceled call: %v, want context.Canceled", err)
-	}
-	if err := <-kept.done; err != nil {
-		t.Errorf("live call: %v", err)
-	}
-	items, _, err := s.Archive("mam").Query(t.Context(), "alice@localhost", storage.ArchiveQuery{})
-	if err != nil || len(items) != 1 || items[0].ID != "kept" {
-		t.Errorf("archive after the batch = %+v, %v; want only the live call's item", items, err)
 	}
 }
 

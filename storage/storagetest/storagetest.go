@@ -25,6 +25,8 @@
 //   - HasOrigin never matches an empty origin id.
 //   - DeleteBefore works on one archive (the one it was called on) but on all owners of it.
 //   - After Close, Ping and Append fail instead of blocking.
+//   - Archives are storage.Queued: appends to several archives and owners of one store can be committed as one
+//     unit (storage.Group), stored whole or not at all.
 package storagetest
 
 import (
@@ -50,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Rooms", func(t *testing.T) { testRooms(t, open) })
 	t.Run("DeleteUserCascades", func(t *testing.T) { testDeleteUserCascades(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
+	t.Run("DefectMessageCopiesCommitTogether", func(t *testing.T) { testMessageCopiesCommitTogether(t, open) })
 }
 
 // fresh opens a store for one subtest and closes it when the subtest ends.

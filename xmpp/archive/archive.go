@@ -74,8 +74,9 @@ type Module struct {
 	router  module.Router
 	limits  mam.Limits
 
-	prefs  prefsCache
-	recent recentOrigins
+	prefs   prefsCache
+	recent  recentOrigins
+	retries retries
 
 	Archived   atomic.Uint64
 	Duplicates atomic.Uint64
@@ -183,7 +184,14 @@ func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdi
 		}
 		if dup {
 			m.Duplicates.Add(1)
-			return module.Handled, nil
+			if m.deliverable(s.To) {
+				return module.Handled, nil
+			}
+			// No session takes it: the first attempt went to the offline queue, which may lack it (a version
+			// that did not commit a message's copies together, or a crash between them). Route it on, without
+			// a second archive copy, so that the offline store completes whichever copy is missing (issue 19,
+			// item 9: a de-duplicated retry that was never delivered to a client without MAM).
+			m.retries.add(with, owner, oid)
 		}
 	}
 	if ok, err := m.wants(ctx, owner, with); err != nil || !ok {
@@ -209,27 +217,90 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 		return module.Continue, nil
 	}
 	owner := d.Owner.String()
-	if ok, err := m.wants(ctx, owner, s.From.Bare().String()); err != nil || !ok {
+	from := s.From.Bare().String()
+	if ok, err := m.wants(ctx, owner, from); err != nil || !ok {
 		return module.Continue, err
 	}
-	// A stanza-id claiming to be by this archive was not put there by us (XEP-0359 section 4): remove it.
 	if bytes.Contains(s.Payload(), []byte(NSSid)) {
+		// The server routes again what a session took and never acknowledged (a stream-management session that
+		// ended unresumed, xmpp/c2s terminate): it carries the stanza-id this archive stamped and is archived
+		// already. A message is archived once, whatever path delivers it (issue 19, item 1).
+		if d.Sender == nil {
+			done, err := m.archived(ctx, owner, from, s)
+			if err != nil || done {
+				return module.Continue, err
+			}
+		}
+		// A stanza-id claiming to be by this archive was not put there by us (XEP-0359 section 4): remove it.
 		s = s.WithoutChildren(func(local, ns string, raw []byte) bool {
 			return local == "stanza-id" && ns == NSSid && stanza.ChildAttr(raw, "by") == owner
 		})
+	}
+	if d.Sender != nil && m.retries.pending() && m.retries.take(owner, from, stanza.OriginID(s)) {
+		// A retry the outbound hook let through to complete the offline copy: the archive has its copy.
+		d.Stanza = s
+		return module.Continue, nil
 	}
 	id := stanza.NewID()
 	sid := []byte("<stanza-id xmlns='" + NSSid + "' by='")
 	sid = stanza.AppendEscape(sid, owner)
 	sid = append(sid, "' id='"+id+"'/>"...)
 	s = s.AppendChild(sid)
-	item := storage.ArchiveItem{ID: id, With: s.From.Bare().String(), Time: time.Now().UTC(), OriginID: stanza.OriginID(s), Data: s.Raw}
+	item := storage.ArchiveItem{ID: id, With: from, Time: time.Now().UTC(), OriginID: stanza.OriginID(s), Data: s.Raw}
 	if err := module.Append(ctx, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
 	m.Archived.Add(1)
 	d.Stanza = s
 	return module.Continue, nil
+}
+
+// deliverable reports whether the router would deliver a message to to now rather than store it offline
+// (RFC 6121 8.5.2 and 8.5.3): to is the full JID of a bound session, or the account has an available session
+// with non-negative priority.
+func (m *Module) deliverable(to jid.JID) bool {
+	for _, sess := range m.router.Sessions(to.Bare()) {
+		if sess.JID().Equal(to) || (sess.Available() && sess.Priority() >= 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// archived reports whether s carries a stanza-id by owner that names an item of owner's archive from from:
+// s is then a copy of an archived message, not a new one. A forged stanza-id names no item.
+func (m *Module) archived(ctx context.Context, owner, from string, s *stanza.Stanza) (bool, error) {
+	var id string
+	stanza.Children(s.Payload(), func(local, ns string, raw []byte) bool {
+		if local == "stanza-id" && ns == NSSid && stanza.ChildAttr(raw, "by") == owner {
+			id = stanza.ChildAttr(raw, "id")
+			return false
+		}
+		return true
+	})
+	if id == "" {
+		return false, nil
+	}
+	for try := 0; try < 2; try++ {
+		items, _, err := m.archive.Query(ctx, owner, storage.ArchiveQuery{IDs: []string{id}, Limit: 1})
+		if err != nil {
+			return false, fmt.Errorf("archive: %w", err)
+		}
+		if len(items) > 0 {
+			return items[0].With == from, nil
+		}
+		// Its append may still be queued (live delivery does not wait for the commit): wait for what is queued
+		// and look again, once.
+		q, ok := m.archive.(storage.Queued)
+		if !ok || try > 0 {
+			break
+		}
+		c, _ := q.Queue()
+		if err := c.Sync(ctx); err != nil {
+			return false, fmt.Errorf("archive: %w", err)
+		}
+	}
+	return false, nil
 }
 
 func (m *Module) query(ctx context.Context, iq *module.IQ) ([]byte, error) {
@@ -426,6 +497,49 @@ func (r *recentOrigins) add(sender, with, oid string) bool {
 	}
 	r.cur[k] = struct{}{}
 	return true
+}
+
+// retries holds the retries that the outbound hook found in the recipient's archive and routes on to complete
+// the offline copy (recipient, sender, origin id), so that the recipient's hook adds no second archive copy.
+// An entry is taken by that hook; one the routing never reached it with (a bounce) expires after a minute.
+type retries struct {
+	n  atomic.Int32 // entries in m: the recipient's hook looks only when there are any
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func retryKey(owner, with, oid string) string { return owner + "\x00" + with + "\x00" + oid }
+
+func (r *retries) add(owner, with, oid string) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[string]time.Time)
+	}
+	for k, at := range r.m {
+		if now.Sub(at) > time.Minute {
+			delete(r.m, k)
+		}
+	}
+	r.m[retryKey(owner, with, oid)] = now
+	r.n.Store(int32(len(r.m)))
+}
+
+func (r *retries) pending() bool { return r.n.Load() > 0 }
+
+// take removes the entry and reports whether it was there.
+func (r *retries) take(owner, with, oid string) bool {
+	if oid == "" {
+		return false
+	}
+	k := retryKey(owner, with, oid)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.m[k]
+	delete(r.m, k)
+	r.n.Store(int32(len(r.m)))
+	return ok
 }
 
 var (

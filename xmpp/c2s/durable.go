@@ -3,6 +3,7 @@ package c2s
 import (
 	"sync"
 
+	"parley.im/parley/storage"
 	"parley.im/parley/xmpp/module"
 )
 
@@ -14,6 +15,10 @@ type pending struct {
 	cond sync.Cond
 	n    int
 	err  error
+
+	// group collects the writes made for the stanza being routed (module.Append), queued as one unit by flush
+	// when its routing returns.
+	group storage.Group
 }
 
 func newPending() *pending {
@@ -40,9 +45,20 @@ func (p *pending) Track() func(error) {
 	}
 }
 
+// Group implements module.Grouper.
+func (p *pending) Group() *storage.Group { return &p.group }
+
+// flush queues the writes made for the stanza just routed as one unit. Without any, it costs an atomic load.
+func (p *pending) flush() {
+	if p.group.Pending() {
+		p.group.Flush(p.Track)
+	}
+}
+
 // wait blocks until every tracked write has committed and returns the first failure, if any: after a failure
 // nothing may be acknowledged again.
 func (p *pending) wait() error {
+	p.flush() // a write made from another goroutine with the connection's context, after the last stanza
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.n > 0 {
@@ -51,4 +67,4 @@ func (p *pending) wait() error {
 	return p.err
 }
 
-var _ module.Durability = (*pending)(nil)
+var _ module.Grouper = (*pending)(nil)

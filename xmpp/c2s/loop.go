@@ -146,6 +146,7 @@ func (c *conn) handleStanza(kind stanza.Kind, el *stream.Element) error {
 		}
 	}
 	c.srv.router.RouteFrom(c.ctx, c.sess, st)
+	c.sess.pending.flush() // the stanza's copies in every archive commit as one unit
 	return nil
 }
 

@@ -14,6 +14,15 @@ type Durability interface {
 	Track() (done func(error))
 }
 
+// Grouper is a Durability that commits the writes made for one stanza as one unit: the copies of a message in
+// the sender's archive, the recipient's and the offline queue are stored together or not at all, so that a crash
+// cannot leave one of them without the others (a retry would be taken for a duplicate and never completed). The
+// connection queues the group when the stanza's routing returns.
+type Grouper interface {
+	Durability
+	Group() *storage.Group
+}
+
 type durabilityKey struct{}
 
 // WithDurability returns ctx carrying d.
@@ -22,13 +31,36 @@ func WithDurability(ctx context.Context, d Durability) context.Context {
 }
 
 // Append stores items durably on behalf of the stanza being routed with ctx: queued, if the archive can queue
-// and the context carries a Durability to wait for the commit; otherwise synchronously.
+// and the context carries a Durability to wait for the commit (in the stanza's unit of writes if it is a
+// Grouper); otherwise synchronously.
 func Append(ctx context.Context, a storage.Archive, owner string, items ...storage.ArchiveItem) error {
 	d, _ := ctx.Value(durabilityKey{}).(Durability)
 	aa, ok := a.(storage.AsyncAppender)
 	if d == nil || !ok {
 		return a.Append(ctx, owner, items...)
 	}
+	if g, ok := d.(Grouper); ok && g.Group().Add(a, owner, items) {
+		return nil
+	}
 	aa.AppendAsync(owner, items, d.Track())
 	return nil
+}
+
+// AppendThen stores items like Append, alone, and then calls then with the commit's result: from the
+// committer's goroutine if the archive queues (then must not block), before AppendThen returns otherwise. The
+// stanza routed with ctx is acknowledged only after that commit.
+func AppendThen(ctx context.Context, a storage.Archive, owner string, items []storage.ArchiveItem, then func(error)) {
+	aa, ok := a.(storage.AsyncAppender)
+	if !ok {
+		then(a.Append(ctx, owner, items...))
+		return
+	}
+	track := func(error) {}
+	if d, _ := ctx.Value(durabilityKey{}).(Durability); d != nil {
+		track = d.Track()
+	}
+	aa.AppendAsync(owner, items, func(err error) {
+		track(err)
+		then(err)
+	})
 }
