@@ -207,8 +207,18 @@ func (s *Server) forget(c *conn) {
 }
 
 // Shutdown closes every connection with system-shutdown and waits up to the context's deadline for their read
-// loops to end (each ends by unbinding and running its Closed hooks).
+// loops to end (each ends by unbinding and running its Closed hooks). Then it ends the sessions that hibernate
+// waiting for a XEP-0198 resumption, as their resume timeout would: what they hold unacknowledged was
+// acknowledged to its senders, so it goes to offline storage now, while the store is open, rather than
+// surviving the restart only in the archive (or nowhere, for an account without one). The caller closes the
+// store after Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.closeLive(ctx)
+	s.endHibernating()
+}
+
+// closeLive closes every connection and waits for them to end.
+func (s *Server) closeLive(ctx context.Context) {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.live))
 	for c := range s.live {
@@ -231,6 +241,48 @@ func (s *Server) Shutdown(ctx context.Context) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// endHibernating terminates every session that has no connection. It runs after the live connections ended,
+// so that what the hibernating sessions route again finds no session of the recipient that is ending too: the
+// router hands it to the Undeliverable stage (offline storage). Each terminate writes synchronously (its
+// context carries no Durability); a few run at once so that the store can commit them in groups.
+func (s *Server) endHibernating() {
+	s.resumeMu.Lock()
+	all := make([]*session, 0, len(s.resumes))
+	for _, sess := range s.resumes {
+		all = append(all, sess)
+	}
+	s.resumeMu.Unlock()
+	var idle []*session
+	for _, sess := range all {
+		if sess.Hibernating() { // session.mu, taken with resumeMu released (a leaf, LOCKS.md)
+			idle = append(idle, sess)
+		}
+	}
+	if len(idle) == 0 {
+		return
+	}
+	// Out of the router first: a message one of them routes again must not land in another of them (the
+	// account's other hibernating resource), to be routed a second time when that one ends.
+	for _, sess := range idle {
+		s.router.Unbind(sess)
+	}
+	work := make(chan *session)
+	var wg sync.WaitGroup
+	for range min(len(idle), 8) {
+		wg.Go(func() {
+			for sess := range work {
+				sess.terminate()
+			}
+		})
+	}
+	for _, sess := range idle {
+		work <- sess
+	}
+	close(work)
+	wg.Wait()
+	s.log.Info("hibernating sessions ended for shutdown", "sessions", len(idle))
 }
 
 func hostOf(a net.Addr) string {
