@@ -349,6 +349,7 @@ func (s *server) metrics(w http.ResponseWriter, _ *http.Request) {
 	gauge("parley_c2s_connections", "Open client connections.", cs.Connections.Load())
 	gauge("parley_sessions", "Bound client sessions.", rs.Sessions.Load())
 	counter("parley_c2s_accepted_total", "Client connections accepted.", cs.Accepted.Load())
+	counter("parley_c2s_refused_total", "Client connections refused by the per-address rate or cap.", cs.Refused.Load())
 	counter("parley_auth_success_total", "Successful SASL authentications.", cs.AuthSuccesses.Load())
 	counter("parley_auth_failure_total", "Failed SASL authentications.", cs.AuthFailures.Load())
 	counter("parley_stream_errors_total", "Stream errors sent.", cs.StreamErrors.Load())

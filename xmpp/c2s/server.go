@@ -37,6 +37,7 @@ type Server struct {
 	log      *slog.Logger
 	features []byte // extra stream features after authentication, rendered once
 
+	connRate   *connRate
 	conns      connCounter
 	ipFails    *failures
 	acctFails  *failures
@@ -74,6 +75,7 @@ func (s *Server) forgetResumable(id string, sess *session) {
 type Stats struct {
 	Connections   atomic.Int64  // open connections
 	Accepted      atomic.Uint64 // connections accepted
+	Refused       atomic.Uint64 // connections refused by the per-address limits
 	AuthSuccesses atomic.Uint64
 	AuthFailures  atomic.Uint64
 	StreamErrors  atomic.Uint64
@@ -100,6 +102,7 @@ func New(cfg Config, domain jid.JID, tlsConfig *tls.Config, leafDER []byte, r *r
 	}
 	s := &Server{
 		cfg: cfg, domain: domain, tls: tlsConfig, leafDER: leafDER, router: r, reg: reg, auth: a, log: log,
+		connRate:  newConnRate(cfg.ConnRatePerIP, cfg.ConnBurstPerIP),
 		conns:     connCounter{limit: cfg.MaxConnsPerIP, m: make(map[string]int)},
 		ipFails:   newFailures(cfg.AuthFailuresPerIP, cfg.AuthFailureWindow),
 		acctFails: newFailures(cfg.AuthFailuresPerAccount, cfg.AuthFailureWindow),
@@ -144,12 +147,11 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 		}
 		tempDelay = 0
 		ip := hostOf(nc.RemoteAddr())
-		if !s.conns.acquire(ip) {
-			s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
+		if why := s.admit(ip); why != "" {
 			if directTLS {
 				nc.Close() // no stream error in plaintext on a TLS port: the client could not read it
 			} else {
-				go refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+				go refuse(nc, s.domain.String(), "policy-violation", why)
 			}
 			continue
 		}
@@ -164,9 +166,8 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 // TLS-terminating proxy): the stream then offers no STARTTLS and allows PLAIN. It returns when the connection
 // ends. Per-IP connection limits apply as on the TCP listeners.
 func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
-	if !s.conns.acquire(ip) {
-		s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
-		refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+	if why := s.admit(ip); why != "" {
+		refuse(nc, s.domain.String(), "policy-violation", why)
 		return
 	}
 	s.Stats.Accepted.Add(1)
@@ -174,6 +175,28 @@ func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
 	c.external = secure
 	c.noSTARTTLS = true // a WebSocket cannot switch to TLS mid-stream
 	c.serve()
+}
+
+// admit applies the per-address limits to a new connection: the rate of new connections, then the cap on
+// concurrent ones. It returns "" when the connection may go on (it then holds a place under the cap, given back
+// by forget), or the text of the policy-violation it is refused with.
+func (s *Server) admit(ip string) string { return s.admitAt(ip, time.Now()) }
+
+func (s *Server) admitAt(ip string, now time.Time) string {
+	if ok, warn := s.connRate.allow(ip, now); !ok {
+		s.Stats.Refused.Add(1)
+		if warn {
+			s.log.Warn("connection rate per ip exceeded; refusing until it slows down", "ip", ip,
+				"rate", s.cfg.ConnRatePerIP, "burst", s.cfg.ConnBurstPerIP)
+		}
+		return "too many new connections from your address; try again in a few seconds"
+	}
+	if !s.conns.acquire(ip) {
+		s.Stats.Refused.Add(1)
+		s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
+		return "too many connections from your address"
+	}
+	return ""
 }
 
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
