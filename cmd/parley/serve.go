@@ -115,7 +115,7 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		register.New(cfg.Register, store, store, derive),
 		// push announces messages the account's devices cannot take (XEP-0357). Before offline: offline's
 		// Undeliverable hook handles the message and ends the chain.
-		push.New(cfg.Push, store),
+		push.New(pushConfig(cfg), store),
 		// offline takes what the router could not deliver; it hooks the Undeliverable stage and Available event.
 		offline.New(cfg.Offline, offlineArchive),
 		// muc: the conference service on its own domain (Host.Service lists it in the server's disco#items).
@@ -125,6 +125,14 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		// disco last: it advertises every feature registered before it and hashes them for XEP-0115 caps.
 		disco.New(reg),
 	}
+}
+
+// pushConfig is push's configuration with how long a hibernating session keeps a message (c2s.resume_timeout),
+// so that a message it routes again after that is not announced twice.
+func pushConfig(cfg Config) push.Config {
+	pc := cfg.Push
+	pc.Redelivery = cfg.C2S.ResumeTimeout
+	return pc
 }
 
 // newServer builds everything and opens the listeners; run serves them.
