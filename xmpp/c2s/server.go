@@ -46,6 +46,7 @@ type Server struct {
 	mu         sync.Mutex
 	live       map[*conn]struct{}
 	registerOn bool
+	closing    atomic.Bool // Shutdown has begun: no new connections
 
 	resumeMu sync.Mutex
 	resumes  map[string]*session // XEP-0198 resumption ids of live and hibernating sessions
@@ -166,6 +167,11 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 // TLS-terminating proxy): the stream then offers no STARTTLS and allows PLAIN. It returns when the connection
 // ends. Per-IP connection limits apply as on the TCP listeners.
 func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
+	if s.closing.Load() {
+		// The HTTP listeners close after Shutdown: a session that started now would miss it.
+		refuse(nc, s.domain.String(), "system-shutdown", "")
+		return
+	}
 	if why := s.admit(ip); why != "" {
 		refuse(nc, s.domain.String(), "policy-violation", why)
 		return
@@ -236,6 +242,7 @@ func (s *Server) forget(c *conn) {
 // surviving the restart only in the archive (or nowhere, for an account without one). The caller closes the
 // store after Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.closing.Store(true)
 	s.closeLive(ctx)
 	s.endHibernating()
 }

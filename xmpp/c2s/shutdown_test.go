@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,5 +106,20 @@ func TestDefectShutdownHandsHibernatedMessagesToOffline(t *testing.T) {
 	}
 	if n := len(r.Sessions(jid.MustParse("bob@example.net"))); n != 0 {
 		t.Errorf("%d sessions still bound after shutdown", n)
+	}
+}
+
+// A WebSocket connection that arrives during shutdown (the HTTP listeners close after Shutdown) is refused, so
+// that no session starts after the hibernating ones were handed to offline storage.
+func TestServeConnRefusedDuringShutdown(t *testing.T) {
+	srv := benchServer(t)
+	srv.Shutdown(context.Background())
+	a, b := net.Pipe()
+	defer b.Close()
+	go srv.ServeConn(a, "192.0.2.1", true)
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(b)
+	if !strings.Contains(string(got), "<system-shutdown") {
+		t.Fatalf("got %q, want a system-shutdown stream error", got)
 	}
 }
