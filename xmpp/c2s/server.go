@@ -294,7 +294,7 @@ func (s *Server) endHibernating() {
 		return
 	}
 	// Out of the router first: a message one of them routes again must not land in another of them (the
-	// account's other hibernating resource), to be routed a second time when that one ends.
+	// account's other hibernating resource), which may have ended meanwhile and would refuse it (lost).
 	for _, sess := range idle {
 		s.router.Unbind(sess)
 	}
