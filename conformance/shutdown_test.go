@@ -11,11 +11,15 @@ import (
 // is stopped with SIGTERM and started again on the same data directory. bob logs in fresh (no resumption: the
 // session died with the process) and gets the message from offline storage, once, with a delay stamp. With
 // archiving on the message was also in bob's archive before the fix, but a client that does not query MAM never
-// saw it; with archiving off it was lost.
+// saw it; with archiving off (for the server, or by bob's preferences) it was lost.
 func TestDefectShutdownHandsHibernatedMessagesToOffline(t *testing.T) {
-	for _, tc := range []struct{ name, yaml string }{
-		{"archive", ""},
-		{"no-archive", "archive:\n  retention: 0s\n"},
+	for _, tc := range []struct {
+		name, yaml string
+		never      bool // bob's archive preferences: archive nothing (XEP-0313 default='never')
+	}{
+		{"archive", "", false},
+		{"server-archive-off", "archive:\n  retention: 0s\n", false},
+		{"account-archive-off", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := Start(t, tc.yaml)
@@ -23,6 +27,10 @@ func TestDefectShutdownHandsHibernatedMessagesToOffline(t *testing.T) {
 			srv.AddUser("bob", "bob-secret")
 			bob := loginSM(t, srv, "bob", "bob-secret")
 			bob.bindAndEnable() // and available presence
+			if tc.never {
+				bob.send(`<iq type='set' id='prefs'><prefs xmlns='urn:xmpp:mam:2' default='never'/></iq>`)
+				bob.await(`<iq[^>]*(type='result'[^>]*id='prefs'|id='prefs'[^>]*type='result')`, 5*time.Second)
+			}
 			bob.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
 			bob.await(`id='p'`, 5*time.Second) // the presence was handled before the cut
 			cut(bob.conn)
