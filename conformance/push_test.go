@@ -245,3 +245,34 @@ func TestPushRegistrationDisabledByAppServerError(t *testing.T) {
 	alice.Send(`<message to='bob@localhost' type='chat'><body>two</body></message>`)
 	app.expectNoPublish(1500 * time.Millisecond)
 }
+
+// Issue 19 item 8. bob's phone has resumption and push; its connection is cut, alice's message is announced
+// (the session hibernates), and the phone never comes back: when resume_timeout passes the session ends and the
+// message it never acknowledged goes to offline storage. Before the fix that second pass announced it again.
+// Throttling is off, so a repeat would be published at once. bob finds the message in offline storage.
+func TestDefectPushedOnceWhenHibernatedSessionEndsUnresumed(t *testing.T) {
+	srv := Start(t, "c2s:\n  resume_timeout: 1s\npush:\n  min_interval: -1s\n")
+	srv.AddUser("alice", "alice-secret")
+	srv.AddUser("bob", "bob-secret")
+	srv.AddUser("pushsvc", "pushsvc-secret")
+	app := dialAppServer(t, srv)
+
+	bob := loginSM(t, srv, "bob", "bob-secret")
+	bob.bindAndEnable()
+	bob.send(`<iq type='set' id='pe'><enable xmlns='urn:xmpp:push:0' jid='` + appServerJID + `' node='sm-node'/></iq>`)
+	bob.await(`<iq[^>]*(type='result'[^>]*id='pe'|id='pe'[^>]*type='result')`, 5*time.Second)
+	cut(bob.conn)
+	time.Sleep(300 * time.Millisecond) // the server notices and the session hibernates
+
+	alice := Dial(t, srv, "alice", "alice-secret", "laptop")
+	alice.Send(`<message to='bob@localhost' type='chat' id='once'><body>wake up once</body></message>`)
+	app.expectPublish(5 * time.Second)
+	app.expectNoPublish(2500 * time.Millisecond) // the session's resume_timeout (1s) passes meanwhile
+	if !strings.Contains(srv.Log(), "rerouted_unacked=1") {
+		t.Fatalf("the hibernating session did not end and route its message again; log:\n%s", srv.Log())
+	}
+
+	bobAgain := Dial(t, srv, "bob", "bob-secret", "desktop")
+	bobAgain.Send(`<presence/>`)
+	bobAgain.Expect(5*time.Second, "wake up once", "urn:xmpp:delay")
+}

@@ -182,6 +182,7 @@ c2s:
   allow_plaintext: true # for connect-plain; with TLS=1 the generator negotiates STARTTLS all the same
   max_stanza: 262144
   max_conns_per_ip: -1
+  conn_rate_per_ip: -1
   rate_bytes: -1
 register:
   open: true

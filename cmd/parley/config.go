@@ -217,6 +217,12 @@ func setValue(f reflect.Value, s string) error {
 			return err
 		}
 		f.SetInt(int64(n))
+	case f.Kind() == reflect.Float64:
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		f.SetFloat(n)
 	default:
 		return fmt.Errorf("cannot set a %s from text", f.Type())
 	}

@@ -176,7 +176,7 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		register.New(cfg.Register, store, store, derive),
 		// push announces messages the account's devices cannot take (XEP-0357). Before offline: offline's
 		// Undeliverable hook handles the message and ends the chain.
-		push.New(cfg.Push, store),
+		push.New(pushConfig(cfg), store),
 		// offline takes what the router could not deliver; it hooks the Undeliverable stage and Available event.
 		offline.New(cfg.Offline, offlineArchive),
 		// muc: the conference service on its own domain (Host.Service lists it in the server's disco#items).
@@ -200,6 +200,14 @@ func validateModules(mods []module.Module) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pushConfig is push's configuration with how long a hibernating session keeps a message (c2s.resume_timeout),
+// so that a message it routes again after that is not announced twice.
+func pushConfig(cfg Config) push.Config {
+	pc := cfg.Push
+	pc.Redelivery = cfg.C2S.ResumeTimeout
+	return pc
 }
 
 // newServer builds everything and opens the listeners; run serves them.
@@ -469,6 +477,7 @@ func (s *server) metrics(w http.ResponseWriter, _ *http.Request) {
 	gauge("parley_c2s_connections", "Open client connections.", cs.Connections.Load())
 	gauge("parley_sessions", "Bound client sessions.", rs.Sessions.Load())
 	counter("parley_c2s_accepted_total", "Client connections accepted.", cs.Accepted.Load())
+	counter("parley_c2s_refused_total", "Client connections refused by the per-address rate or cap.", cs.Refused.Load())
 	counter("parley_auth_success_total", "Successful SASL authentications.", cs.AuthSuccesses.Load())
 	counter("parley_auth_failure_total", "Failed SASL authentications.", cs.AuthFailures.Load())
 	counter("parley_stream_errors_total", "Stream errors sent.", cs.StreamErrors.Load())

@@ -3,6 +3,7 @@ package c2s
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -24,7 +25,14 @@ type Config struct {
 	// MaxQueue bounds the bytes queued for one session; a session whose client does not read falls behind and
 	// is closed with resource-constraint past it. Default 4 MiB.
 	MaxQueue int `yaml:"max_queue"`
-	// MaxConnsPerIP limits concurrent connections from one IP address. Default 100; negative means unlimited.
+	// ConnRatePerIP is how many new connections per second one IP address may open, sustained; ConnBurstPerIP
+	// is how many it may open at once after a quiet period (a token bucket per address). Beyond them a
+	// connection is refused (policy-violation). Defaults 20 and 100; a negative rate turns the limit off. A rate
+	// rather than a count, because many users may share one address behind a NAT.
+	ConnRatePerIP  float64 `yaml:"conn_rate_per_ip"`
+	ConnBurstPerIP int     `yaml:"conn_burst_per_ip"`
+	// MaxConnsPerIP caps concurrent connections from one IP address, for operators who know their users do
+	// not share addresses. Default 0: no cap (negative too). A cap refuses the users behind a NAT past it.
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// RateBytes is the sustained bytes per second one session may send; reading pauses beyond it (Prosody-style
 	// throttling rather than disconnection). Default 1048576; negative means unlimited.
@@ -60,7 +68,10 @@ func (c *Config) setDefaults() {
 	defDur(&c.PingTimeout, 60*time.Second)
 	defDur(&c.WriteTimeout, 30*time.Second)
 	def(&c.MaxQueue, 4<<20)
-	def(&c.MaxConnsPerIP, 100)
+	if c.ConnRatePerIP == 0 {
+		c.ConnRatePerIP = 20
+	}
+	def(&c.ConnBurstPerIP, 100)
 	def(&c.RateBytes, 1<<20)
 	def(&c.AuthFailuresPerIP, 10)
 	def(&c.AuthFailuresPerAccount, 5)
@@ -83,6 +94,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueue < c.MaxStanza {
 		errs = append(errs, fmt.Errorf("c2s.max_queue: %d is smaller than c2s.max_stanza", c.MaxQueue))
+	}
+	if math.IsNaN(c.ConnRatePerIP) || math.IsInf(c.ConnRatePerIP, 0) {
+		errs = append(errs, fmt.Errorf("c2s.conn_rate_per_ip: %v is not a number of connections per second", c.ConnRatePerIP))
+	}
+	if c.ConnBurstPerIP < 0 {
+		errs = append(errs, fmt.Errorf("c2s.conn_burst_per_ip: %d is negative; use c2s.conn_rate_per_ip: -1 to turn the limit off", c.ConnBurstPerIP))
 	}
 	for name, d := range map[string]time.Duration{"negotiation_timeout": c.NegotiationTimeout, "ping_interval": c.PingInterval,
 		"ping_timeout": c.PingTimeout, "write_timeout": c.WriteTimeout, "auth_failure_window": c.AuthFailureWindow, "resume_timeout": c.ResumeTimeout} {

@@ -37,6 +37,7 @@ type Server struct {
 	log      *slog.Logger
 	features []byte // extra stream features after authentication, rendered once
 
+	connRate   *connRate
 	conns      connCounter
 	ipFails    *failures
 	acctFails  *failures
@@ -45,6 +46,7 @@ type Server struct {
 	mu         sync.Mutex
 	live       map[*conn]struct{}
 	registerOn bool
+	closing    atomic.Bool // Shutdown has begun: no new connections
 
 	resumeMu sync.Mutex
 	resumes  map[string]*session // XEP-0198 resumption ids of live and hibernating sessions
@@ -74,6 +76,7 @@ func (s *Server) forgetResumable(id string, sess *session) {
 type Stats struct {
 	Connections   atomic.Int64  // open connections
 	Accepted      atomic.Uint64 // connections accepted
+	Refused       atomic.Uint64 // connections refused by the per-address limits
 	AuthSuccesses atomic.Uint64
 	AuthFailures  atomic.Uint64
 	StreamErrors  atomic.Uint64
@@ -100,6 +103,7 @@ func New(cfg Config, domain jid.JID, tlsConfig *tls.Config, leafDER []byte, r *r
 	}
 	s := &Server{
 		cfg: cfg, domain: domain, tls: tlsConfig, leafDER: leafDER, router: r, reg: reg, auth: a, log: log,
+		connRate:  newConnRate(cfg.ConnRatePerIP, cfg.ConnBurstPerIP),
 		conns:     connCounter{limit: cfg.MaxConnsPerIP, m: make(map[string]int)},
 		ipFails:   newFailures(cfg.AuthFailuresPerIP, cfg.AuthFailureWindow),
 		acctFails: newFailures(cfg.AuthFailuresPerAccount, cfg.AuthFailureWindow),
@@ -144,12 +148,11 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 		}
 		tempDelay = 0
 		ip := hostOf(nc.RemoteAddr())
-		if !s.conns.acquire(ip) {
-			s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
+		if why := s.admit(ip); why != "" {
 			if directTLS {
 				nc.Close() // no stream error in plaintext on a TLS port: the client could not read it
 			} else {
-				go refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+				go refuse(nc, s.domain.String(), "policy-violation", why)
 			}
 			continue
 		}
@@ -164,9 +167,13 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 // TLS-terminating proxy): the stream then offers no STARTTLS and allows PLAIN. It returns when the connection
 // ends. Per-IP connection limits apply as on the TCP listeners.
 func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
-	if !s.conns.acquire(ip) {
-		s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
-		refuse(nc, s.domain.String(), "policy-violation", "too many connections from your address")
+	if s.closing.Load() {
+		// The HTTP listeners close after Shutdown: a session that started now would miss it.
+		refuse(nc, s.domain.String(), "system-shutdown", "")
+		return
+	}
+	if why := s.admit(ip); why != "" {
+		refuse(nc, s.domain.String(), "policy-violation", why)
 		return
 	}
 	s.Stats.Accepted.Add(1)
@@ -174,6 +181,28 @@ func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
 	c.external = secure
 	c.noSTARTTLS = true // a WebSocket cannot switch to TLS mid-stream
 	c.serve()
+}
+
+// admit applies the per-address limits to a new connection: the rate of new connections, then the cap on
+// concurrent ones. It returns "" when the connection may go on (it then holds a place under the cap, given back
+// by forget), or the text of the policy-violation it is refused with.
+func (s *Server) admit(ip string) string { return s.admitAt(ip, time.Now()) }
+
+func (s *Server) admitAt(ip string, now time.Time) string {
+	if ok, warn := s.connRate.allow(ip, now); !ok {
+		s.Stats.Refused.Add(1)
+		if warn {
+			s.log.Warn("connection rate per ip exceeded; refusing until it slows down", "ip", ip,
+				"rate", s.cfg.ConnRatePerIP, "burst", s.cfg.ConnBurstPerIP)
+		}
+		return "too many new connections from your address; try again in a few seconds"
+	}
+	if !s.conns.acquire(ip) {
+		s.Stats.Refused.Add(1)
+		s.log.Warn("connection limit per ip reached; refusing", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
+		return "too many connections from your address"
+	}
+	return ""
 }
 
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
@@ -201,8 +230,19 @@ func (s *Server) forget(c *conn) {
 }
 
 // Shutdown closes every connection with system-shutdown and waits up to the context's deadline for their read
-// loops to end (each ends by unbinding and running its Closed hooks).
+// loops to end (each ends by unbinding and running its Closed hooks). Then it ends the sessions that hibernate
+// waiting for a XEP-0198 resumption, as their resume timeout would: what they hold unacknowledged was
+// acknowledged to its senders, so it goes to offline storage now, while the store is open, rather than
+// surviving the restart only in the archive (or nowhere, for an account without one). The caller closes the
+// store after Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.closing.Store(true)
+	s.closeLive(ctx)
+	s.endHibernating()
+}
+
+// closeLive closes every connection and waits for them to end.
+func (s *Server) closeLive(ctx context.Context) {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.live))
 	for c := range s.live {
@@ -225,6 +265,48 @@ func (s *Server) Shutdown(ctx context.Context) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// endHibernating terminates every session that has no connection. It runs after the live connections ended,
+// so that what the hibernating sessions route again finds no session of the recipient that is ending too: the
+// router hands it to the Undeliverable stage (offline storage). Each terminate writes synchronously (its
+// context carries no Durability); a few run at once so that the store can commit them in groups.
+func (s *Server) endHibernating() {
+	s.resumeMu.Lock()
+	all := make([]*session, 0, len(s.resumes))
+	for _, sess := range s.resumes {
+		all = append(all, sess)
+	}
+	s.resumeMu.Unlock()
+	var idle []*session
+	for _, sess := range all {
+		if sess.Hibernating() { // session.mu, taken with resumeMu released (a leaf, LOCKS.md)
+			idle = append(idle, sess)
+		}
+	}
+	if len(idle) == 0 {
+		return
+	}
+	// Out of the router first: a message one of them routes again must not land in another of them (the
+	// account's other hibernating resource), which may have ended meanwhile and would refuse it (lost).
+	for _, sess := range idle {
+		s.router.Unbind(sess)
+	}
+	work := make(chan *session)
+	var wg sync.WaitGroup
+	for range min(len(idle), 8) {
+		wg.Go(func() {
+			for sess := range work {
+				sess.terminate()
+			}
+		})
+	}
+	for _, sess := range idle {
+		work <- sess
+	}
+	close(work)
+	wg.Wait()
+	s.log.Info("hibernating sessions ended for shutdown", "sessions", len(idle))
 }
 
 func hostOf(a net.Addr) string {

@@ -412,8 +412,41 @@ func (m *Module) Inbound(ctx context.Context, p *stanza.Stanza) error {
 		return nil
 	}
 	if p.Type == "error" {
+		return m.inboundError(ctx, owner, p)
+	}
+	for _, s := range m.router.Sessions(owner) {
+		if s.Available() {
+			s.Send(p)
+		}
+	}
+	return nil
+}
+
+// inboundError handles a presence error addressed to the account's bare JID. The one that matters is the answer
+// to a subscription request the user sent, which left from the bare JID: the contact's server could not be
+// reached (the router bounces remote-server-not-found while there is no server-to-server), or it refused the
+// request. No subscribed or unsubscribed will come after it, so the request is cancelled as if declined: the
+// roster item loses its pending ask (else it stays ask='subscribe' forever), the user's interested resources get
+// the roster push, and the available ones get the error, so that the client can say why. Any other presence
+// error to the bare JID is dropped, as before.
+func (m *Module) inboundError(ctx context.Context, owner jid.JID, p *stanza.Stanza) error {
+	contact := p.From.Bare()
+	it, err := m.roster.RosterItem(ctx, owner.String(), contact.String())
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	if !it.AskOut {
+		return nil
+	}
+	it.AskOut = false
+	ver, err := m.roster.PutRosterItem(ctx, owner.String(), it)
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	roster.Push(ctx, m.router, owner, it, ver, false)
 	for _, s := range m.router.Sessions(owner) {
 		if s.Available() {
 			s.Send(p)

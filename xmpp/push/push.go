@@ -22,6 +22,7 @@ import (
 
 	"parley.im/parley/storage"
 	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/stanza"
 )
 
 // NS is the XEP-0357 namespace, also its disco feature on the account.
@@ -41,6 +42,11 @@ type Config struct {
 	// MaxRegistrations caps the app servers (JID and node pairs) one account may enable; enabling one more
 	// replaces the oldest. Default 10.
 	MaxRegistrations int `yaml:"max_registrations"`
+	// Redelivery is how long after a message arrived it may come to the module again: a XEP-0198 session that
+	// hibernated when it arrived routes it again when it ends unresumed, up to c2s.resume_timeout later. Within
+	// it (plus a minute) a message is not announced twice to one registration. Not a key of its own: cmd/parley
+	// sets it from c2s.resume_timeout. Default 5m, that key's default.
+	Redelivery time.Duration `yaml:"-"`
 }
 
 // Validate checks the configuration.
@@ -62,6 +68,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRegistrations == 0 {
 		c.MaxRegistrations = 10
 	}
+	if c.Redelivery <= 0 {
+		c.Redelivery = 5 * time.Minute
+	}
 }
 
 // Module serves the enable and disable requests and publishes notifications.
@@ -77,6 +86,8 @@ type Module struct {
 	counts   map[string]*counter                  // owner -> messages announced since the account was last seen live
 	throttle map[string]map[regKey]*throttleState // owner -> registration -> its throttle
 	pending  map[string]pendingPublish            // publish id -> what it was for, to act on the app server's answer
+	// announced remembers which registrations recent messages were announced to (announced.go).
+	announced *announcements
 	// active is len(counts), read without mu on the hot path: while no account waits for its device, messages
 	// to live sessions and from local sessions cost one atomic load here.
 	active atomic.Int64
@@ -97,6 +108,8 @@ func New(cfg Config, kv storage.KV) *Module {
 		counts:   make(map[string]*counter),
 		throttle: make(map[string]map[regKey]*throttleState),
 		pending:  make(map[string]pendingPublish),
+		// A minute more than the longest a hibernating session keeps a message, for the reroute to run.
+		announced: newAnnouncements(cfg.Redelivery + time.Minute),
 	}
 }
 
@@ -141,7 +154,7 @@ func (m *Module) Run(ctx context.Context) {
 
 func (m *Module) undeliverable(ctx context.Context, d *module.Delivery) (module.Verdict, error) {
 	if n, ok := summarize(d.Stanza, true); ok {
-		m.notify(ctx, d.Owner, n)
+		m.notify(ctx, d.Owner, d.Stanza, n, false)
 	}
 	return module.Continue, nil
 }
@@ -165,7 +178,8 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 		return module.Continue, nil
 	}
 	if n, ok := summarize(d.Stanza, false); ok {
-		m.notify(ctx, d.Owner, n)
+		// Remembered: a hibernating session routes the message again if it ends unresumed (announced.go).
+		m.notify(ctx, d.Owner, d.Stanza, n, true)
 	}
 	return module.Continue, nil
 }
@@ -177,8 +191,9 @@ func (m *Module) outbound(_ context.Context, d *module.Delivery) (module.Verdict
 	return module.Continue, nil
 }
 
-// notify announces a message to every registration of owner whose device is not connected.
-func (m *Module) notify(ctx context.Context, owner jid.JID, n summary) {
+// notify announces a message to every registration of owner whose device is not connected and that was not
+// told of this message before. remember records the announcement, for a message that may come back.
+func (m *Module) notify(ctx context.Context, owner jid.JID, msg *stanza.Stanza, n summary, remember bool) {
 	regs, err := m.registrations(ctx, owner)
 	if err != nil {
 		m.log.Error("reading push registrations failed", "owner", owner.String(), "err", err)
@@ -196,6 +211,21 @@ func (m *Module) notify(ctx context.Context, owner jid.JID, n summary) {
 			due = append(due, r)
 		}
 	}
+	if len(due) == 0 {
+		return
+	}
+	// A message that comes back (its hibernating session ended unresumed) was announced already.
+	key := m.announced.messageKey(msg)
+	o, now := owner.String(), m.clock.Now()
+	m.mu.Lock()
+	first := due[:0]
+	for _, r := range due {
+		if m.announced.first(key, o, regKey{r.JID, r.Node}, now, remember) {
+			first = append(first, r)
+		}
+	}
+	m.mu.Unlock()
+	due = first
 	if len(due) == 0 {
 		return
 	}
@@ -256,6 +286,7 @@ func (m *Module) seen(owner jid.JID) {
 func (m *Module) sweep(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.announced.expire(now)
 	for id, p := range m.pending {
 		if now.Sub(p.sent) > responseTimeout {
 			delete(m.pending, id)

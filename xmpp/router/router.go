@@ -428,8 +428,11 @@ func (r *Router) routePresence(ctx context.Context, sender module.Session, s *st
 		err = p.Outbound(ctx, sender, s)
 	case r.IsLocal(s.To) && s.To.Localpart() != "":
 		err = p.Inbound(ctx, s)
+	case !r.IsLocal(s.To):
+		r.remotePresence(ctx, s)
+		return
 	default:
-		return // presence to the domain or to remote servers without s2s: ignored
+		return // presence to the domain: ignored
 	}
 	if err != nil {
 		r.log.Error("presence handling failed", "err", err)
@@ -437,6 +440,20 @@ func (r *Router) routePresence(ctx context.Context, sender module.Session, s *st
 		if errors.As(err, &se) {
 			r.bounce(ctx, s, se)
 		}
+	}
+}
+
+// remotePresence takes presence for another server's domain, which cannot be delivered: Parley has no
+// server-to-server connections yet (the Remote route will take this over, and its default bounces too). A
+// subscription request is answered with remote-server-not-found (RFC 6120 10.4.3), addressed to the user's bare
+// JID as the request left: the presence module clears the roster item's pending ask when it sees the error,
+// and the client shows it, instead of the item staying ask='subscribe' forever. Other presence is dropped
+// without an answer: a broadcast would bounce one error per remote contact at every presence change, and
+// unavailable presence, probes and subscribed/unsubscribe/unsubscribed expect no answer (the local roster has
+// already changed).
+func (r *Router) remotePresence(ctx context.Context, s *stanza.Stanza) {
+	if s.Type == "subscribe" {
+		r.bounce(ctx, s, stanza.ErrRemoteServerNotFnd)
 	}
 }
 

@@ -1,0 +1,70 @@
+package router
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/stanza"
+)
+
+// presenceRecorder is a presence handler that routes what a session sends on, as the presence module does
+// (subscription requests leave from the bare JID), and records the inbound presence it is handed.
+type presenceRecorder struct {
+	r       *Router
+	mu      sync.Mutex
+	inbound []*stanza.Stanza
+}
+
+func (*presenceRecorder) Name() string                    { return "presence" }
+func (p *presenceRecorder) Register(h *module.Host) error { return h.HandlePresence(p) }
+
+func (p *presenceRecorder) Outbound(ctx context.Context, from module.Session, s *stanza.Stanza) error {
+	p.r.Route(ctx, stanza.New(stanza.Presence, s.Type, s.ID, from.JID().Bare(), s.To.Bare(), s.Payload()))
+	return nil
+}
+
+func (p *presenceRecorder) Inbound(_ context.Context, s *stanza.Stanza) error {
+	p.mu.Lock()
+	p.inbound = append(p.inbound, s)
+	p.mu.Unlock()
+	return nil
+}
+
+var _ module.PresenceHandler = (*presenceRecorder)(nil)
+
+// Issue 19 item 6: without server-to-server, a subscription request to another domain was dropped in silence
+// and the roster item stayed ask='subscribe' forever. It is answered with remote-server-not-found, addressed to
+// the user's bare JID (where the presence handler clears the ask); other presence to remote domains is still
+// dropped without an answer.
+func TestDefectRemoteSubscriptionBouncesRemoteServerNotFound(t *testing.T) {
+	p := &presenceRecorder{}
+	r := newTestRouter(t, p)
+	p.r = r
+	alice := session(r, "alice@example.net/laptop", 0, true)
+	r.RouteFrom(context.Background(), alice,
+		stanza.New(stanza.Presence, "subscribe", "s1", alice.JID(), jid.MustParse("romeo@unreachable.example"), nil))
+	if len(p.inbound) != 1 {
+		t.Fatalf("presence handler got %d inbound stanzas, want the bounce", len(p.inbound))
+	}
+	e := p.inbound[0]
+	if e.Type != "error" || e.ID != "s1" || !e.From.Equal(jid.MustParse("romeo@unreachable.example")) ||
+		!e.To.Equal(jid.MustParse("alice@example.net")) || !strings.Contains(string(e.Raw), "<remote-server-not-found") {
+		t.Fatalf("bounce: %s", e.Raw)
+	}
+
+	for _, typ := range []string{"", "unavailable", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"} {
+		r.Route(context.Background(), stanza.New(stanza.Presence, typ, "x", jid.MustParse("alice@example.net"),
+			jid.MustParse("romeo@unreachable.example"), nil))
+	}
+	if len(p.inbound) != 1 {
+		t.Fatalf("other presence to a remote domain was answered: %s", p.inbound[len(p.inbound)-1].Raw)
+	}
+	if n := r.Stats.Errors.Load(); n != 1 {
+		t.Fatalf("Stats.Errors = %d, want 1", n)
+	}
+}
