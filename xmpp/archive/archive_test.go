@@ -285,6 +285,8 @@ func TestPrefs(t *testing.T) {
 		t.Fatalf("default prefs: %+v, want always", p.Prefs)
 	}
 
+	// Archived before the change (and the preferences read and cached); the change applies at once.
+	e.h.Inbound(ctx, moduletest.Message("carol@other.org/x", "alice@example.net/phone", "chat", "<body>before</body>"), e.phone)
 	reply := e.h.SendIQ(ctx, e.phone, "set", "<prefs xmlns='urn:xmpp:mam:2' default='never'><always><jid>bob@other.org</jid></always><never/></prefs>")
 	if reply.Type != "result" {
 		t.Fatalf("set prefs: %s", reply.Raw)
@@ -299,8 +301,8 @@ func TestPrefs(t *testing.T) {
 	res := e.h.Inbound(ctx, moduletest.Message("carol@other.org/x", "alice@example.net/phone", "chat", "<body>not kept</body>"), e.phone)
 	e.h.Outbound(ctx, e.phone, moduletest.Message("alice@example.net/phone", "carol@other.org", "chat", "<body>not kept</body>"))
 	items := e.items(t, "alice@example.net")
-	if len(items) != 1 || items[0].With != "bob@other.org" {
-		t.Errorf("archived %+v, want only bob's message", items)
+	if len(items) != 2 || items[0].With != "carol@other.org" || items[1].With != "bob@other.org" {
+		t.Errorf("archived %+v, want carol's message from before the change and bob's", items)
 	}
 	if moduletest.Child(res.Stanza, archive.NSSid, "stanza-id") != nil {
 		t.Error("a message the prefs keep out of the archive got a stanza-id")

@@ -458,3 +458,18 @@ func TestCapsRecorded(t *testing.T) {
 		t.Error("caps kept after the session closed")
 	}
 }
+
+func TestSubscriptionRequestsGoToInterestedAvailableResources(t *testing.T) {
+	ctx := t.Context()
+	h, _ := setup(t)
+	interested := h.Online(ctx, "alice@example.net/phone", 0)
+	interested.SetInterested()
+	uninterested := h.Online(ctx, "alice@example.net/watch", 0)
+	unavailable := h.Connect(ctx, "alice@example.net/idle")
+	unavailable.SetInterested()
+
+	h.Router.Route(ctx, moduletest.Presence("erin@other.org/home", "alice@example.net", "subscribe", ""))
+	same(t, "interested and available", presences(interested.Received()), "subscribe erin@other.org")
+	same(t, "available, never asked for the roster", presences(uninterested.Received()))
+	same(t, "interested, not available", presences(unavailable.Received()))
+}
