@@ -334,8 +334,10 @@ func TestRetriedMessageIsArchivedOnce(t *testing.T) {
 func TestRetryOfDeliveredLocalMessageIsDropped(t *testing.T) {
 	ctx := t.Context()
 	e := setup(t, archive.Config{})
-	// The recipient's copy is there, from a first attempt whose acknowledgement was lost; the sender's
-	// in-memory window does not know it (another node, or a restart).
+	// The recipient's copy is there, from a first attempt that was delivered but whose acknowledgement was
+	// lost; the sender's in-memory window does not know it (another node, or a restart). Bob is online, so
+	// the first attempt reached him.
+	e.h.Online(ctx, "bob@example.net/pc", 0)
 	if err := e.mam.Append(ctx, "bob@example.net", storage.ArchiveItem{ID: "b1", With: "alice@example.net",
 		Time: time.Now().UTC().Truncate(time.Microsecond), OriginID: "o-2", Data: []byte("<message/>")}); err != nil {
 		t.Fatal(err)
