@@ -8,12 +8,15 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 )
 
 func isClientNS(ns string) bool { return ns == "" || ns == "jabber:client" }
 
-func (m *Module) roomMessage(ctx context.Context, s *stanza.Stanza) {
+// roomMessage handles a message to a room; via is the origin its fan-out is routed from (the room's messages join
+// the write batch of the connection that sent the message).
+func (m *Module) roomMessage(ctx context.Context, via module.Origin, s *stanza.Stanza) {
 	if s.Type == "error" {
 		return
 	}
@@ -28,7 +31,7 @@ func (m *Module) roomMessage(ctx context.Context, s *stanza.Stanza) {
 		return
 	}
 	if s.Type == "groupchat" {
-		m.groupchat(ctx, r, s)
+		m.groupchat(ctx, via, r, s)
 		return
 	}
 	m.mediated(ctx, r, s)
@@ -36,7 +39,7 @@ func (m *Module) roomMessage(ctx context.Context, s *stanza.Stanza) {
 
 // groupchat reflects a message to every occupant (XEP-0045 7.4), stamped with the room's stanza-id and
 // archived first when it carries content (XEP-0313, XEP-0359), or changes the subject (XEP-0045 8.1).
-func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
+func (m *Module) groupchat(ctx context.Context, via module.Origin, r *room, s *stanza.Stanza) {
 	full := s.From.String()
 	var body, subject, store, noStore bool
 	var subjectText, origin string
@@ -132,7 +135,7 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
 
 	// Fan-out with no lock held: each Route only queues.
 	for _, to := range rcpt {
-		m.router.Route(ctx, addressed(msg, to.jid, to.str))
+		m.router.RouteFrom(ctx, via, addressed(msg, to.jid, to.str))
 	}
 	m.Stats.Messages.Add(1)
 	m.Stats.Deliveries.Add(uint64(len(rcpt)))

@@ -196,7 +196,7 @@ func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdi
 		}
 	}
 	item := storage.ArchiveItem{ID: stanza.NewID(), With: with, Time: time.Now().UTC(), OriginID: oid, Data: s.Raw}
-	if err := module.Append(ctx, m.archive, owner, item); err != nil {
+	if err := module.Append(ctx, d.Origin.Durability, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
 	m.Archived.Add(1)
@@ -224,7 +224,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 	sid = append(sid, "' id='"+id+"'/>"...)
 	s = s.AppendChild(sid)
 	item := storage.ArchiveItem{ID: id, With: s.From.Bare().String(), Time: time.Now().UTC(), OriginID: stanza.OriginID(s), Data: s.Raw}
-	if err := module.Append(ctx, m.archive, owner, item); err != nil {
+	if err := module.Append(ctx, d.Origin.Durability, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
 	m.Archived.Add(1)
@@ -233,7 +233,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 }
 
 func (m *Module) query(ctx context.Context, iq *module.IQ) ([]byte, error) {
-	if !iq.ToSelf() || iq.Session == nil {
+	if !iq.ToSelf() || iq.Origin.Session == nil {
 		return nil, stanza.ErrForbidden
 	}
 	q, err := mam.ParseQuery(iq.Payload, m.limits)
@@ -249,7 +249,7 @@ func (m *Module) query(ctx context.Context, iq *module.IQ) ([]byte, error) {
 		return nil, err
 	}
 	for _, it := range page.Items {
-		iq.Session.Send(mam.ResultMessage(owner, iq.From, q.ID, it))
+		iq.Origin.Session.Send(mam.ResultMessage(owner, iq.From, q.ID, it))
 	}
 	return mam.AppendFin(nil, page), nil
 }

@@ -55,6 +55,7 @@ type conn struct {
 	directTLS bool
 	log       *slog.Logger
 	ctx       context.Context
+	origin    module.Origin // of the stanzas of the bound session (set by attach)
 
 	rd     *stream.Reader
 	raw    syscall.RawConn // the TCP socket, for waiting without reading (nil: read as usual)
@@ -749,9 +750,7 @@ func (c *conn) negotiateBind() error {
 		b = stanza.AppendEscape(b, full.String())
 		b = append(b, "</jid></bind></iq>"...)
 		c.send(b)
-		for _, h := range c.srv.reg.SessionHooks(module.Bound) {
-			h(c.ctx, c.sess)
-		}
+		c.srv.router.Notify(c.ctx, module.Bound, c.sess)
 		if old := c.srv.router.Bind(c.sess); old != nil {
 			old.Close("conflict", "replaced by a new connection with the same resource")
 		}
@@ -883,7 +882,7 @@ func (c *conn) handleStanza(kind stanza.Kind, el *stream.Element) error {
 			return nil
 		}
 	}
-	c.srv.router.RouteFrom(c.ctx, c.sess, st)
+	c.srv.router.RouteFrom(c.ctx, c.origin, st)
 	return nil
 }
 

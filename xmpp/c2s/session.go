@@ -262,6 +262,8 @@ type session struct {
 	presence   *stanza.Stanza
 	priority   int
 	interested bool
+	carbons    bool   // XEP-0280 enabled, recorded by the carbons module
+	caps       string // XEP-0115 ver of the last presence, recorded by the presence module
 	sm         smState
 	inactive   bool             // XEP-0352: the client said it is not being looked at
 	held       []*stanza.Stanza // what waits for the client to become active
@@ -291,11 +293,12 @@ func (s *session) JID() jid.JID { return s.jid }
 // wait is held back.
 func (s *session) Send(st *stanza.Stanza) error { return s.send(nil, st) }
 
-// SendContext is Send from the router: when ctx is that of a connection's reader handling a burst of its
-// client's stanzas, the write waits for the end of the burst (batch), so that several stanzas for this
+// SendBatch is Send from the router (module.BatchSender): when b is the batch of a connection's reader handling
+// a burst of its client's stanzas, the write waits for the end of the burst, so that several stanzas for this
 // session go out in one write.
-func (s *session) SendContext(ctx context.Context, st *stanza.Stanza) error {
-	return s.send(batchFrom(ctx), st)
+func (s *session) SendBatch(b module.WriteBatch, st *stanza.Stanza) error {
+	bb, _ := b.(*batch)
+	return s.send(bb, st)
 }
 
 func (s *session) send(b *batch, st *stanza.Stanza) error {
@@ -397,6 +400,28 @@ func (s *session) Interested() bool {
 func (s *session) SetInterested() {
 	s.mu.Lock()
 	s.interested = true
+	s.mu.Unlock()
+}
+
+// Describe implements module.Session.
+func (s *session) Describe() module.Resource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return module.Resource{JID: s.jid, Available: s.available.Load(), Priority: s.priority, Caps: s.caps,
+		Carbons: s.carbons, Inactive: s.inactive}
+}
+
+// SetCarbons implements module.Session.
+func (s *session) SetCarbons(on bool) {
+	s.mu.Lock()
+	s.carbons = on
+	s.mu.Unlock()
+}
+
+// SetCaps implements module.Session.
+func (s *session) SetCaps(ver string) {
+	s.mu.Lock()
+	s.caps = ver
 	s.mu.Unlock()
 }
 
@@ -539,9 +564,7 @@ func (s *session) terminate() {
 	}
 	ctx := context.Background()
 	s.srv.router.Unbind(s)
-	for _, h := range s.srv.reg.SessionHooks(module.Closed) {
-		h(ctx, s)
-	}
+	s.srv.router.Notify(ctx, module.Closed, s)
 	n := 0
 	for _, st := range unacked {
 		if st.Kind == stanza.Message && st.Type != "error" && st.Type != "groupchat" {
@@ -565,16 +588,10 @@ type batch struct {
 	spare  []*outq
 }
 
-type batchKey struct{}
+// WriteBatch implements module.WriteBatch: the router passes the batch in the Origin of the reader's stanzas.
+func (*batch) WriteBatch() {}
 
-func withBatch(ctx context.Context, b *batch) context.Context {
-	return context.WithValue(ctx, batchKey{}, b)
-}
-
-func batchFrom(ctx context.Context) *batch {
-	b, _ := ctx.Value(batchKey{}).(*batch)
-	return b
-}
+var _ module.WriteBatch = (*batch)(nil)
 
 // add defers starting q's writer to release; false if no burst is under way (or b is nil).
 func (b *batch) add(q *outq) bool {
