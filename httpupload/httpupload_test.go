@@ -34,11 +34,13 @@ func (r *fakeRouter) Route(_ context.Context, s *stanza.Stanza) {
 	defer r.mu.Unlock()
 	r.out = append(r.out, s)
 }
-func (r *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) { r.Route(ctx, s) }
+func (r *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
+	r.Route(ctx, s)
+}
 func (r *fakeRouter) Deliver(ctx context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
 	r.Route(ctx, s.WithTo(to))
 }
-func (r *fakeRouter) Lookup(jid.JID) module.Resources { return module.Resources{} }
+func (r *fakeRouter) Lookup(jid.JID) module.Resources                             { return module.Resources{} }
 func (r *fakeRouter) Sessions(jid.JID) []module.Session                           { return nil }
 func (r *fakeRouter) Session(jid.JID) module.Session                              { return nil }
 func (r *fakeRouter) IsLocal(j jid.JID) bool                                      { return j.Domainpart() == "example.net" }

@@ -37,11 +37,13 @@ func (f *fakeRouter) Route(_ context.Context, s *stanza.Stanza) {
 	f.n++
 	f.mu.Unlock()
 }
-func (f *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) { f.Route(ctx, s) }
+func (f *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
+	f.Route(ctx, s)
+}
 func (f *fakeRouter) Deliver(ctx context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
 	f.Route(ctx, s.WithTo(to))
 }
-func (f *fakeRouter) Lookup(jid.JID) module.Resources { return module.Resources{} }
+func (f *fakeRouter) Lookup(jid.JID) module.Resources   { return module.Resources{} }
 func (f *fakeRouter) Sessions(jid.JID) []module.Session { return nil }
 func (f *fakeRouter) Session(jid.JID) module.Session    { return nil }
 func (f *fakeRouter) IsLocal(j jid.JID) bool            { return j.Domainpart() == "localhost" }

@@ -108,7 +108,9 @@ func (r *fakeRouter) Sessions(bare jid.JID) []module.Session {
 	return r.sessions[bare.String()]
 }
 
-func (r *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) { r.Route(ctx, s) }
+func (r *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
+	r.Route(ctx, s)
+}
 func (r *fakeRouter) Deliver(ctx context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
 	r.Route(ctx, s.WithTo(to))
 }

@@ -34,10 +34,10 @@ func (f *fakeSession) SetInterested()                      {}
 func (f *fakeSession) Describe() module.Resource {
 	return module.Resource{JID: f.JID(), Available: f.Available(), Priority: f.Priority()}
 }
-func (f *fakeSession) SetCarbons(bool) {}
-func (f *fakeSession) SetCaps(string)  {}
-func (f *fakeSession) Close(string, string)                {}
-func (f *fakeSession) Hibernating() bool                   { return false }
+func (f *fakeSession) SetCarbons(bool)      {}
+func (f *fakeSession) SetCaps(string)       {}
+func (f *fakeSession) Close(string, string) {}
+func (f *fakeSession) Hibernating() bool    { return false }
 func (f *fakeSession) Send(s *stanza.Stanza) error {
 	f.mu.Lock()
 	f.got = append(f.got, s)
