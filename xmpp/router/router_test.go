@@ -19,18 +19,21 @@ type fakeSession struct {
 	jid       jid.JID
 	prio      int
 	available bool
+	presence  *stanza.Stanza
 	mu        sync.Mutex
 	got       []*stanza.Stanza
 }
 
-func (f *fakeSession) ID() string                          { return f.jid.String() }
-func (f *fakeSession) JID() jid.JID                        { return f.jid }
-func (f *fakeSession) Presence() *stanza.Stanza            { return nil }
-func (f *fakeSession) Priority() int                       { return f.prio }
-func (f *fakeSession) Available() bool                     { return f.available }
-func (f *fakeSession) SetPresence(p *stanza.Stanza, n int) { f.available, f.prio = p != nil, n }
-func (f *fakeSession) Interested() bool                    { return false }
-func (f *fakeSession) SetInterested()                      {}
+func (f *fakeSession) ID() string               { return f.jid.String() }
+func (f *fakeSession) JID() jid.JID             { return f.jid }
+func (f *fakeSession) Presence() *stanza.Stanza { return f.presence }
+func (f *fakeSession) Priority() int            { return f.prio }
+func (f *fakeSession) Available() bool          { return f.available }
+func (f *fakeSession) SetPresence(p *stanza.Stanza, n int) {
+	f.presence, f.available, f.prio = p, p != nil, n
+}
+func (f *fakeSession) Interested() bool { return false }
+func (f *fakeSession) SetInterested()   {}
 func (f *fakeSession) Describe() module.Resource {
 	return module.Resource{JID: f.JID(), Available: f.Available(), Priority: f.Priority()}
 }
