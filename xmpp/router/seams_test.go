@@ -266,3 +266,41 @@ func TestNoRemoteBounces(t *testing.T) {
 		t.Errorf("bounces are %s and %s, want message and iq", got[0].Kind, got[1].Kind)
 	}
 }
+
+// TestTargetsAcrossNodes checks that resources on other nodes compete with local ones for a message to the bare
+// JID (RFC 6121 8.5.2.1.1: the highest priority wins), and that an IQ or a message to a full JID on another node
+// goes to Remote, not bounced.
+func TestTargetsAcrossNodes(t *testing.T) {
+	r := newTestRouter(t)
+	tablet := jid.MustParse("bob@example.net/tablet")
+	dir := &clusterDirectory{Local: NewLocal(), remote: map[string][]module.Resource{
+		"bob@example.net": {{JID: tablet, Node: "node3", Available: true, Priority: 3}},
+	}}
+	r.SetDirectory(dir)
+	rm := &recordingRemote{}
+	r.SetRemote(rm)
+	ctx := context.Background()
+	alice := session(r, "alice@example.net/a", 0, true)
+	desk := session(r, "bob@example.net/desk", 5, true)
+
+	r.RouteFrom(ctx, originOf(alice), msg("alice@example.net/a", "bob@example.net", "chat", "1"))
+	if got := rm.take(); len(got) != 0 || len(desk.received()) != 1 {
+		t.Fatalf("local priority 5 over remote 3: Remote got %v, desk %d, want nothing and 1", got, len(desk.received()))
+	}
+	desk.SetPresence(stanza.New(stanza.Presence, "", "", desk.jid, jid.JID{}, nil), 1)
+	r.RouteFrom(ctx, originOf(alice), msg("alice@example.net/a", "bob@example.net", "chat", "2"))
+	if got := rm.take(); len(got) != 1 || got[0].to != tablet.String() || got[0].node != "node3" || len(desk.received()) != 1 {
+		t.Fatalf("remote priority 3 over local 1: Remote got %v, desk %d, want the tablet once and still 1",
+			got, len(desk.received()))
+	}
+	r.RouteFrom(ctx, originOf(alice), stanza.New(stanza.IQ, "get", "v", alice.jid, tablet,
+		[]byte("<query xmlns='jabber:iq:version'/>")))
+	r.RouteFrom(ctx, originOf(alice), msg("alice@example.net/a", tablet.String(), "chat", "3"))
+	got := rm.take()
+	if len(got) != 2 || got[0].kind != stanza.IQ || got[1].kind != stanza.Message || got[0].to != tablet.String() {
+		t.Fatalf("to the tablet's full JID: Remote got %v, want the iq and the message", got)
+	}
+	if n := len(alice.received()); n != 0 {
+		t.Errorf("alice got %d stanzas (a bounce?), want none", n)
+	}
+}
