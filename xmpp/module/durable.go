@@ -7,8 +7,8 @@ import (
 )
 
 // Durability tracks writes a module made durable asynchronously on behalf of a stanza. The connection that
-// received the stanza puts one in the Origin it routes with (Origin.Durability), and acknowledges stanzas to its client
-// (XEP-0198 <a/>) only after every write tracked so far has committed.
+// received the stanza puts one in the Origin it routes with (Origin.Durability), and acknowledges stanzas to its
+// client (XEP-0198 <a/>) only after every write tracked so far has committed.
 type Durability interface {
 	// Track registers a write that is under way and returns the function its commit must call.
 	Track() (done func(error))
