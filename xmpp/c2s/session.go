@@ -389,6 +389,7 @@ func (s *session) SetPresence(p *stanza.Stanza, priority int) {
 	s.presence, s.priority = p, priority
 	s.mu.Unlock()
 	s.available.Store(p != nil)
+	s.srv.router.Update(s)
 }
 
 func (s *session) Interested() bool {
@@ -416,6 +417,7 @@ func (s *session) SetCarbons(on bool) {
 	s.mu.Lock()
 	s.carbons = on
 	s.mu.Unlock()
+	s.srv.router.Update(s)
 }
 
 // SetCaps implements module.Session.
@@ -423,6 +425,7 @@ func (s *session) SetCaps(ver string) {
 	s.mu.Lock()
 	s.caps = ver
 	s.mu.Unlock()
+	s.srv.router.Update(s)
 }
 
 // maxHeld bounds what an inactive session holds back; past it everything is flushed.
@@ -460,6 +463,7 @@ func (s *session) hold(st *stanza.Stanza) bool {
 
 // setActive records a XEP-0352 state change; becoming active flushes what was held.
 func (s *session) setActive(active bool) {
+	defer s.srv.router.Update(s) // Resource.Inactive
 	s.mu.Lock()
 	s.inactive = !active
 	held := s.held

@@ -22,6 +22,10 @@ type Directory interface {
 	Bind(s module.Session) (replaced module.Session)
 	// Unbind removes a session of this node and reports whether it was there (false if it was replaced).
 	Unbind(s module.Session) bool
+	// Update tells the directory that the description of a session of this node changed (availability,
+	// priority, carbons, caps, CSI): a cluster directory republishes s.Describe(). The local one has nothing
+	// to do, since it holds the session itself.
+	Update(s module.Session)
 }
 
 const shards = 64
@@ -97,6 +101,9 @@ func (d *Local) Unbind(s module.Session) bool {
 	sh.mu.Unlock()
 	return found
 }
+
+// Update implements Directory: the table holds the sessions themselves, whose descriptions are always current.
+func (d *Local) Update(module.Session) {}
 
 // Lookup implements Directory: the bound sessions of an account, in bind order.
 func (d *Local) Lookup(bare jid.JID) module.Resources {

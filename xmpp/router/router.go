@@ -98,6 +98,14 @@ func (r *Router) Unbind(s module.Session) {
 	}
 }
 
+// Update tells the directory that a bound session's description changed (c2s calls it from the session's
+// setters).
+func (r *Router) Update(s module.Session) {
+	if r.local == nil {
+		r.dir.Update(s)
+	}
+}
+
 // Lookup returns the resources of an account the directory knows.
 func (r *Router) Lookup(bare jid.JID) module.Resources {
 	if r.local != nil {
