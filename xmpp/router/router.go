@@ -160,7 +160,7 @@ func (r *Router) Deliver(ctx context.Context, o module.Origin, to jid.JID, s *st
 	if to.Equal(jid.JID{}) {
 		return
 	}
-	r.countKind(s.Kind)
+	// Not counted in Stats: a delivery is the fan-out of a stanza counted when it entered the router.
 	if r.hasServices {
 		if svc := r.reg.Service(to.Domainpart()); svc != nil {
 			if !s.To.Equal(to) {
