@@ -238,7 +238,8 @@ func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) 
 	r.deliverOrDrop(ctx, stanza.ErrorReply(s, jid.JID{}, e))
 }
 
-// deliverOrDrop delivers a server-generated stanza to a local full JID, without further rules.
+// deliverOrDrop delivers a server-generated stanza (a bounce) to a local full JID without further rules, or
+// hands it to Remote when its recipient is elsewhere.
 func (r *Router) deliverOrDrop(ctx context.Context, s *stanza.Stanza) {
 	if s.To.Resourcepart() != "" {
 		if sess := r.Session(s.To); sess != nil {
@@ -246,8 +247,12 @@ func (r *Router) deliverOrDrop(ctx context.Context, s *stanza.Stanza) {
 			return
 		}
 	}
-	if r.IsLocal(s.To) && s.To.Localpart() != "" {
+	switch {
+	case r.IsLocal(s.To) && s.To.Localpart() != "":
 		r.route(ctx, module.Origin{}, s)
+	case !s.To.Equal(jid.JID{}) && !r.IsLocal(s.To) && !r.IsLocalService(s.To):
+		// The bounce is itself an error: if Remote refuses it, bounce does not answer it again.
+		r.leave(ctx, module.Origin{}, "", s.To, s)
 	}
 }
 

@@ -304,3 +304,23 @@ func TestTargetsAcrossNodes(t *testing.T) {
 		t.Errorf("alice got %d stanzas (a bounce?), want none", n)
 	}
 }
+
+// TestBounceToRemoteSenderLeaves checks that the error answering a stanza from another server goes back through
+// Remote (once, and is not answered again when Remote refuses it).
+func TestBounceToRemoteSenderLeaves(t *testing.T) {
+	r := newTestRouter(t)
+	rm := &recordingRemote{}
+	r.SetRemote(rm)
+	r.RouteFrom(context.Background(), module.Origin{Kind: module.OriginRemoteServer, Peer: "elsewhere.example"},
+		msg("dave@elsewhere.example/x", "nobody@example.net/gone", "groupchat", "hi"))
+	got := rm.take()
+	if len(got) != 1 || got[0].typ != "error" || got[0].to != "dave@elsewhere.example/x" {
+		t.Fatalf("Remote got %v, want one error to dave", got)
+	}
+	r.SetRemote(NoRemote{})
+	r.RouteFrom(context.Background(), module.Origin{Kind: module.OriginRemoteServer, Peer: "elsewhere.example"},
+		msg("dave@elsewhere.example/x", "nobody@example.net/gone", "groupchat", "hi"))
+	if n := r.Stats.Errors.Load(); n != 2 {
+		t.Errorf("%d errors generated, want 2 (one bounce each, the refused bounce not bounced again)", n)
+	}
+}
