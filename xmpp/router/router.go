@@ -320,7 +320,7 @@ func (r *Router) deliverMessage(ctx context.Context, o module.Origin, to jid.JID
 		d = &module.Delivery{}
 	}
 	owner := to.Bare()
-	res := r.Lookup(owner)
+	res := r.lookupFor(o, owner)
 	sessions := res.Local
 	if !to.Equal(owner) { // a full JID
 		for i, sess := range sessions {
@@ -513,7 +513,7 @@ func (r *Router) routePresence(ctx context.Context, o module.Origin, s *stanza.S
 // Remote, once per node; the presence handler takes care of the rest (subscriptions, probes, the sessions on
 // this node).
 func (r *Router) presenceIn(ctx context.Context, o module.Origin, to jid.JID, s *stanza.Stanza) {
-	if res := r.Lookup(to.Bare()); len(res.Remote) > 0 {
+	if res := r.lookupFor(o, to.Bare()); len(res.Remote) > 0 {
 		r.presenceRemote(ctx, o, to, s, res.Remote)
 	}
 	p := r.reg.Presence()
@@ -568,9 +568,19 @@ func (r *Router) presenceErr(ctx context.Context, s *stanza.Stanza, err error) {
 	}
 }
 
+// lookupFor is Lookup for delivering a stanza from o: what another node hands over is for this node's sessions
+// only (that node already gave the other nodes their share), so that no stanza goes back and forth.
+func (r *Router) lookupFor(o module.Origin, bare jid.JID) module.Resources {
+	res := r.Lookup(bare)
+	if o.Kind == module.OriginNode {
+		res.Remote = nil
+	}
+	return res
+}
+
 // remoteResource returns the resource with full JID to that the directory places on another node.
-func (r *Router) remoteResource(to jid.JID) (module.Resource, bool) {
-	if r.local != nil {
+func (r *Router) remoteResource(o module.Origin, to jid.JID) (module.Resource, bool) {
+	if r.local != nil || o.Kind == module.OriginNode {
 		return module.Resource{}, false
 	}
 	for _, rr := range r.dir.Lookup(to.Bare()).Remote {
@@ -593,7 +603,7 @@ func (r *Router) routeIQ(ctx context.Context, o module.Origin, s *stanza.Stanza)
 		if to.Resourcepart() != "" {
 			if sess := r.Session(to); sess != nil {
 				r.send(o, sess, s)
-			} else if rr, ok := r.remoteResource(to); ok {
+			} else if rr, ok := r.remoteResource(o, to); ok {
 				r.leave(ctx, o, rr.Node, to, s)
 			}
 		}
@@ -627,7 +637,7 @@ func (r *Router) routeIQ(ctx context.Context, o module.Origin, s *stanza.Stanza)
 			r.send(o, sess, s)
 			return
 		}
-		if rr, ok := r.remoteResource(to); ok {
+		if rr, ok := r.remoteResource(o, to); ok {
 			r.leave(ctx, o, rr.Node, to, s)
 			return
 		}

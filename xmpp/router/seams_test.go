@@ -324,3 +324,30 @@ func TestBounceToRemoteSenderLeaves(t *testing.T) {
 		t.Errorf("%d errors generated, want 2 (one bounce each, the refused bounce not bounced again)", n)
 	}
 }
+
+// TestFromAnotherNodeStaysLocal checks that what another node hands over is delivered to this node's sessions
+// only: a message and a presence for bob, who also has a resource on the sending node, never go back to Remote.
+func TestFromAnotherNodeStaysLocal(t *testing.T) {
+	ros := newMemRoster()
+	r := newTestRouter(t, presence.New(ros, ros))
+	dir := &clusterDirectory{Local: NewLocal(), remote: map[string][]module.Resource{
+		"bob@example.net": {{JID: jid.MustParse("bob@example.net/phone"), Node: "node2", Available: true, Priority: 9}},
+	}}
+	r.SetDirectory(dir)
+	rm := &recordingRemote{}
+	r.SetRemote(rm)
+	desk := session(r, "bob@example.net/desk", 0, true)
+	node2 := module.Origin{Kind: module.OriginNode, Peer: "node2"}
+	ctx := context.Background()
+	r.RouteFrom(ctx, node2, msg("alice@example.net/a", "bob@example.net", "chat", "hi"))
+	r.RouteFrom(ctx, node2, stanza.New(stanza.Presence, "", "", jid.MustParse("alice@example.net/a"),
+		jid.MustParse("bob@example.net"), nil))
+	r.RouteFrom(ctx, node2, msg("alice@example.net/a", "bob@example.net/phone", "chat", "to phone"))
+	if got := rm.take(); len(got) != 0 {
+		t.Fatalf("stanzas from node2 went back to Remote: %v", got)
+	}
+	if got := desk.received(); len(got) != 3 {
+		// The message to the phone, not on this node, falls back to the bare JID (RFC 6121 8.5.3.2.1).
+		t.Fatalf("desk got %d stanzas, want the message, the presence and the fallback", len(got))
+	}
+}
