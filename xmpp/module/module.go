@@ -136,8 +136,9 @@ const (
 // delivery see the replacement.
 type Delivery struct {
 	Stanza *stanza.Stanza
-	// Origin is where the message came from (Origin.Session: the local session that sent it).
-	Origin Origin
+	// Origin is where the message came from (Origin.Session: the local session that sent it). The router sets
+	// it, never nil; hooks only read it.
+	Origin *Origin
 	// Owner is the local account the stage runs for: the sender's bare JID in Outbound, the recipient's in
 	// Inbound and Undeliverable.
 	Owner jid.JID

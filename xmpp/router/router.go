@@ -147,12 +147,17 @@ func (r *Router) Notify(ctx context.Context, ev module.SessionEvent, s module.Se
 func (r *Router) IsLocalService(j jid.JID) bool { return r.reg.Service(j.Domainpart()) != nil }
 
 // Route routes a stanza emitted by the server or a module.
-func (r *Router) Route(ctx context.Context, s *stanza.Stanza) { r.route(ctx, module.Origin{}, s) }
+func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
+	var o module.Origin
+	r.route(ctx, &o, s)
+}
 
 // RouteFrom routes a stanza from o. For a local session (module.OriginSession) the stanza's From must already be
 // the session's full JID, and the session's outbound processing applies.
 func (r *Router) RouteFrom(ctx context.Context, o module.Origin, s *stanza.Stanza) {
-	r.route(ctx, o, s)
+	// Inside the router the origin travels by pointer to this copy, which stays on the stack: hooks get a copy
+	// made once per message, in the message's own allocation (see stages).
+	r.route(ctx, &o, s)
 }
 
 // Deliver implements module.Router: s goes to to as if addressed there, with the sender's side already done.
@@ -172,36 +177,39 @@ func (r *Router) Deliver(ctx context.Context, o module.Origin, to jid.JID, s *st
 	}
 	switch {
 	case !r.IsLocal(to):
-		r.leave(ctx, o, "", to, s)
+		r.leave(ctx, &o, "", to, s)
 	case to.Localpart() == "":
 		// The server itself: nothing to deliver to.
 	case s.Kind == stanza.Presence:
-		r.presenceIn(ctx, o, to, s)
+		r.presenceIn(ctx, &o, to, s)
 	case s.Kind == stanza.Message:
-		r.deliverMessage(ctx, o, to, s, nil)
+		r.deliverMessage(ctx, &o, to, s, nil)
 	default:
 		if !s.To.Equal(to) {
 			s = s.WithTo(to)
 		}
-		r.routeIQ(ctx, o.Emitted(), s)
+		e := o.Emitted()
+		r.routeIQ(ctx, &e, s)
 	}
 }
 
-func (r *Router) route(ctx context.Context, o module.Origin, s *stanza.Stanza) {
+func (r *Router) route(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
 	sender, fromSession := o.FromSession()
 	if r.hasServices {
 		// Presence a session sends goes through the presence handler first, which records it as directed
 		// presence (so the service hears of the session's end), and comes back here from the server.
 		if svc := r.reg.Service(s.To.Domainpart()); svc != nil && !(s.Kind == stanza.Presence && fromSession) {
 			if s.Kind == stanza.Message && fromSession {
-				d := &module.Delivery{Stanza: s, Origin: o, Owner: sender.JID().Bare()}
+				md := &delivery{o: *o}
+				d := &md.d
+				*d = module.Delivery{Stanza: s, Origin: &md.o, Owner: sender.JID().Bare()}
 				if r.runStage(ctx, module.Outbound, d) {
 					return
 				}
 				s = d.Stanza
 			}
 			r.countKind(s.Kind)
-			svc.HandleStanza(ctx, o, s)
+			svc.HandleStanza(ctx, *o, s)
 			return
 		}
 	}
@@ -218,8 +226,8 @@ func (r *Router) route(ctx context.Context, o module.Origin, s *stanza.Stanza) {
 
 // leave hands s to the Remote route: the one call site where a stanza leaves this process. node and to are as
 // for Remote.Forward.
-func (r *Router) leave(ctx context.Context, o module.Origin, node string, to jid.JID, s *stanza.Stanza) {
-	if err := r.remote.Forward(ctx, o, node, to, s); err != nil {
+func (r *Router) leave(ctx context.Context, o *module.Origin, node string, to jid.JID, s *stanza.Stanza) {
+	if err := r.remote.Forward(ctx, *o, node, to, s); err != nil {
 		var se *stanza.Error
 		if !errors.As(err, &se) {
 			r.log.Error("remote route failed", "node", node, "err", err)
@@ -243,21 +251,22 @@ func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) 
 func (r *Router) deliverOrDrop(ctx context.Context, s *stanza.Stanza) {
 	if s.To.Resourcepart() != "" {
 		if sess := r.Session(s.To); sess != nil {
-			r.send(module.Origin{}, sess, s)
+			r.send(&module.Origin{}, sess, s)
 			return
 		}
 	}
+	var o module.Origin
 	switch {
 	case r.IsLocal(s.To) && s.To.Localpart() != "":
-		r.route(ctx, module.Origin{}, s)
+		r.route(ctx, &o, s)
 	case !s.To.Equal(jid.JID{}) && !r.IsLocal(s.To) && !r.IsLocalService(s.To):
 		// The bounce is itself an error: if Remote refuses it, bounce does not answer it again.
-		r.leave(ctx, module.Origin{}, "", s.To, s)
+		r.leave(ctx, &o, "", s.To, s)
 	}
 }
 
 // send queues s for a local session, in o's write batch if there is one.
-func (r *Router) send(o module.Origin, sess module.Session, s *stanza.Stanza) {
+func (r *Router) send(o *module.Origin, sess module.Session, s *stanza.Stanza) {
 	var err error
 	if o.Batch != nil {
 		if bs, ok := sess.(module.BatchSender); ok {
@@ -274,17 +283,28 @@ func (r *Router) send(o module.Origin, sess module.Session, s *stanza.Stanza) {
 }
 
 // stages holds the Deliveries the Outbound and the Inbound stage see for a message a local session sends to a
-// local account, so that they cost one allocation, not two. Each message has its own: hooks may keep them.
-type stages struct{ out, in module.Delivery }
+// local account, and the copy of its origin they point to, so that they cost one allocation, not three. Each
+// message has its own: hooks may keep them.
+type stages struct {
+	out, in module.Delivery
+	o       module.Origin
+}
 
-func (r *Router) routeMessage(ctx context.Context, o module.Origin, s *stanza.Stanza) {
+// delivery is a Delivery and the copy of the origin it points to, in one allocation.
+type delivery struct {
+	d module.Delivery
+	o module.Origin
+}
+
+func (r *Router) routeMessage(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
 	var in *module.Delivery
 	sender, fromSession := o.FromSession()
 	if fromSession {
-		st := &stages{}
+		st := &stages{o: *o}
 		d := &st.out
 		in = &st.in
-		*d = module.Delivery{Stanza: s, Origin: o, Owner: sender.JID().Bare()}
+		in.Origin = &st.o
+		*d = module.Delivery{Stanza: s, Origin: &st.o, Owner: sender.JID().Bare()}
 		if r.runStage(ctx, module.Outbound, d) {
 			return
 		}
@@ -313,14 +333,23 @@ func (r *Router) routeMessage(ctx context.Context, o module.Origin, s *stanza.St
 }
 
 // deliverMessage applies RFC 6121 section 8.5.2 (bare JID) and 8.5.3 (full JID) for a local account. d, if not
-// nil, is the zero Delivery to fill for the Inbound or Undeliverable stage.
-func (r *Router) deliverMessage(ctx context.Context, o module.Origin, to jid.JID, s *stanza.Stanza,
+// nil, is the Delivery to fill for the Inbound or Undeliverable stage, its Origin already pointing to a copy of
+// o that it may keep (o itself is the caller's and must not be kept).
+func (r *Router) deliverMessage(ctx context.Context, o *module.Origin, to jid.JID, s *stanza.Stanza,
 	d *module.Delivery) {
 	if d == nil {
-		d = &module.Delivery{}
+		md := &delivery{o: *o}
+		d = &md.d
+		d.Origin = &md.o
 	}
+	do := d.Origin
 	owner := to.Bare()
-	res := r.lookupFor(o, owner)
+	var res module.Resources
+	if r.local != nil {
+		res.Local = r.local.Sessions(owner) // the common case, without the interface call
+	} else {
+		res = r.lookupFor(o, owner)
+	}
 	sessions := res.Local
 	if !to.Equal(owner) { // a full JID
 		for i, sess := range sessions {
@@ -329,7 +358,7 @@ func (r *Router) deliverMessage(ctx context.Context, o module.Origin, to jid.JID
 			if sess.JID().Equal(to) {
 				// sessions is copy-on-write and never changed in place: a window of it, its capacity capped so an
 				// append copies, is the one target without an allocation.
-				*d = module.Delivery{Stanza: s, Origin: o, Owner: owner, Targets: sessions[i : i+1 : i+1]}
+				*d = module.Delivery{Stanza: s, Origin: do, Owner: owner, Targets: sessions[i : i+1 : i+1]}
 				if r.runStage(ctx, module.Inbound, d) {
 					return
 				}
@@ -339,7 +368,7 @@ func (r *Router) deliverMessage(ctx context.Context, o module.Origin, to jid.JID
 		}
 		for i, rr := range res.Remote {
 			if rr.JID.Equal(to) {
-				*d = module.Delivery{Stanza: s, Origin: o, Owner: owner, Remote: res.Remote[i : i+1 : i+1]}
+				*d = module.Delivery{Stanza: s, Origin: do, Owner: owner, Remote: res.Remote[i : i+1 : i+1]}
 				if r.runStage(ctx, module.Inbound, d) {
 					return
 				}
@@ -364,8 +393,14 @@ func (r *Router) deliverMessage(ctx context.Context, o module.Origin, to jid.JID
 	case "error":
 		return
 	}
-	targets, remote := pickTargets(res, s.Type == "headline")
-	*d = module.Delivery{Stanza: s, Origin: o, Owner: owner}
+	var targets []module.Session
+	var remote []module.Resource
+	if len(res.Remote) == 0 {
+		targets = pickLocal(sessions, s.Type == "headline")
+	} else {
+		targets, remote = pickTargets(res, s.Type == "headline")
+	}
+	*d = module.Delivery{Stanza: s, Origin: do, Owner: owner}
 	if len(targets) == 0 && len(remote) == 0 {
 		if s.Type == "headline" {
 			return
@@ -488,13 +523,13 @@ func (r *Router) runStage(ctx context.Context, st module.Stage, d *module.Delive
 	return false
 }
 
-func (r *Router) routePresence(ctx context.Context, o module.Origin, s *stanza.Stanza) {
+func (r *Router) routePresence(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
 	if o.Kind == module.OriginSession {
 		p := r.reg.Presence()
 		if p == nil {
 			return
 		}
-		r.presenceErr(ctx, s, p.Outbound(ctx, o, s))
+		r.presenceErr(ctx, s, p.Outbound(ctx, *o, s))
 		return
 	}
 	switch {
@@ -512,21 +547,23 @@ func (r *Router) routePresence(ctx context.Context, o module.Origin, s *stanza.S
 // presenceIn delivers presence for a local account: the share of the account's resources on other nodes goes to
 // Remote, once per node; the presence handler takes care of the rest (subscriptions, probes, the sessions on
 // this node).
-func (r *Router) presenceIn(ctx context.Context, o module.Origin, to jid.JID, s *stanza.Stanza) {
-	if res := r.lookupFor(o, to.Bare()); len(res.Remote) > 0 {
-		r.presenceRemote(ctx, o, to, s, res.Remote)
+func (r *Router) presenceIn(ctx context.Context, o *module.Origin, to jid.JID, s *stanza.Stanza) {
+	if r.local == nil { // the Local directory has no remote resources
+		if res := r.lookupFor(o, to.Bare()); len(res.Remote) > 0 {
+			r.presenceRemote(ctx, o, to, s, res.Remote)
+		}
 	}
 	p := r.reg.Presence()
 	if p == nil {
 		return
 	}
-	r.presenceErr(ctx, s, p.Inbound(ctx, o, to, s))
+	r.presenceErr(ctx, s, p.Inbound(ctx, *o, to, s))
 }
 
 // presenceRemote hands presence for a local account to the other nodes that hold its resources concerned:
 // availability to those holding the addressed resource (full JID) or an available one (bare JID), probes to
 // every node holding one. Subscription stanzas are handled here: the roster is shared storage.
-func (r *Router) presenceRemote(ctx context.Context, o module.Origin, to jid.JID, s *stanza.Stanza,
+func (r *Router) presenceRemote(ctx context.Context, o *module.Origin, to jid.JID, s *stanza.Stanza,
 	remote []module.Resource) {
 	full := to.Resourcepart() != ""
 	switch s.Type {
@@ -570,7 +607,7 @@ func (r *Router) presenceErr(ctx context.Context, s *stanza.Stanza, err error) {
 
 // lookupFor is Lookup for delivering a stanza from o: what another node hands over is for this node's sessions
 // only (that node already gave the other nodes their share), so that no stanza goes back and forth.
-func (r *Router) lookupFor(o module.Origin, bare jid.JID) module.Resources {
+func (r *Router) lookupFor(o *module.Origin, bare jid.JID) module.Resources {
 	res := r.Lookup(bare)
 	if o.Kind == module.OriginNode {
 		res.Remote = nil
@@ -579,7 +616,7 @@ func (r *Router) lookupFor(o module.Origin, bare jid.JID) module.Resources {
 }
 
 // remoteResource returns the resource with full JID to that the directory places on another node.
-func (r *Router) remoteResource(o module.Origin, to jid.JID) (module.Resource, bool) {
+func (r *Router) remoteResource(o *module.Origin, to jid.JID) (module.Resource, bool) {
 	if r.local != nil || o.Kind == module.OriginNode {
 		return module.Resource{}, false
 	}
@@ -591,7 +628,7 @@ func (r *Router) remoteResource(o module.Origin, to jid.JID) (module.Resource, b
 	return module.Resource{}, false
 }
 
-func (r *Router) routeIQ(ctx context.Context, o module.Origin, s *stanza.Stanza) {
+func (r *Router) routeIQ(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
 	to := s.To
 	sender, fromSession := o.FromSession()
 	if !s.IsIQRequest() {
@@ -667,13 +704,13 @@ func (r *Router) HandleIQ(ctx context.Context, t module.Target, iq *module.IQ) *
 	return stanza.Result(iq.Stanza, inner)
 }
 
-func (r *Router) handleIQ(ctx context.Context, t module.Target, o module.Origin, s *stanza.Stanza) {
+func (r *Router) handleIQ(ctx context.Context, t module.Target, o *module.Origin, s *stanza.Stanza) {
 	local, ns, payload, ok := stanza.FirstChild(s.Payload())
 	if !ok {
 		r.bounce(ctx, s, stanza.ErrBadRequest)
 		return
 	}
-	iq := &module.IQ{Stanza: s, Origin: o, Local: local, NS: ns, Payload: payload}
+	iq := &module.IQ{Stanza: s, Origin: *o, Local: local, NS: ns, Payload: payload}
 	reply := r.HandleIQ(ctx, t, iq)
 	if reply == nil {
 		return
@@ -685,7 +722,8 @@ func (r *Router) handleIQ(ctx context.Context, t module.Target, o module.Origin,
 		r.send(o, sender, reply)
 		return
 	}
-	r.route(ctx, o.Emitted(), reply)
+	e := o.Emitted()
+	r.route(ctx, &e, reply)
 }
 
 var _ module.Router = (*Router)(nil)
