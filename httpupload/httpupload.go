@@ -205,7 +205,7 @@ func (m *Module) Handler() http.Handler { return m.handler }
 func (m *Module) Domain() string { return m.cfg.Domain }
 
 // HandleStanza implements module.ServiceHandler.
-func (m *Module) HandleStanza(ctx context.Context, _ module.Session, s *stanza.Stanza) {
+func (m *Module) HandleStanza(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
 	switch s.Kind {
 	case stanza.IQ:
 		if !s.IsIQRequest() {

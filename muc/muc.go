@@ -105,7 +105,7 @@ func (m *Module) Register(h *module.Host) error {
 func (m *Module) ServiceJID() jid.JID { return m.service }
 
 // HandleStanza implements module.ServiceHandler.
-func (m *Module) HandleStanza(ctx context.Context, _ module.Session, s *stanza.Stanza) {
+func (m *Module) HandleStanza(ctx context.Context, o module.Origin, s *stanza.Stanza) {
 	m.maybeExpire()
 	switch {
 	case s.To.Localpart() == "":
@@ -114,7 +114,7 @@ func (m *Module) HandleStanza(ctx context.Context, _ module.Session, s *stanza.S
 		m.presence(ctx, s)
 	case s.Kind == stanza.Message:
 		if s.To.Resourcepart() == "" {
-			m.roomMessage(ctx, s)
+			m.roomMessage(ctx, o.Emitted(), s)
 		} else {
 			m.privateMessage(ctx, s)
 		}

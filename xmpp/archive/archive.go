@@ -204,7 +204,7 @@ func (m *Module) outbound(ctx context.Context, d *module.Delivery) (module.Verdi
 		}
 	}
 	item := storage.ArchiveItem{ID: stanza.NewID(), With: with, Time: time.Now().UTC(), OriginID: oid, Data: s.Raw}
-	if err := module.Append(ctx, m.archive, owner, item); err != nil {
+	if err := module.Append(ctx, d.Origin.Durability, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
 	m.Archived.Add(1)
@@ -225,7 +225,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 		// The server routes again what a session took and never acknowledged (a stream-management session that
 		// ended unresumed, xmpp/c2s terminate): it carries the stanza-id this archive stamped and is archived
 		// already. A message is archived once, whatever path delivers it (issue 19, item 1).
-		if d.Sender == nil {
+		if d.Origin.Kind == module.OriginServer {
 			done, err := m.archived(ctx, owner, from, s)
 			if err != nil || done {
 				return module.Continue, err
@@ -236,7 +236,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 			return local == "stanza-id" && ns == NSSid && stanza.ChildAttr(raw, "by") == owner
 		})
 	}
-	if d.Sender != nil && m.retries.pending() && m.retries.take(owner, from, stanza.OriginID(s)) {
+	if _, ok := d.Origin.FromSession(); ok && m.retries.pending() && m.retries.take(owner, from, stanza.OriginID(s)) {
 		// A retry the outbound hook let through to complete the offline copy: the archive has its copy.
 		d.Stanza = s
 		return module.Continue, nil
@@ -247,7 +247,7 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 	sid = append(sid, "' id='"+id+"'/>"...)
 	s = s.AppendChild(sid)
 	item := storage.ArchiveItem{ID: id, With: from, Time: time.Now().UTC(), OriginID: stanza.OriginID(s), Data: s.Raw}
-	if err := module.Append(ctx, m.archive, owner, item); err != nil {
+	if err := module.Append(ctx, d.Origin.Durability, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("archive: %w", err)
 	}
 	m.Archived.Add(1)
@@ -257,10 +257,16 @@ func (m *Module) inbound(ctx context.Context, d *module.Delivery) (module.Verdic
 
 // deliverable reports whether the router would deliver a message to to now rather than store it offline
 // (RFC 6121 8.5.2 and 8.5.3): to is the full JID of a bound session, or the account has an available session
-// with non-negative priority.
+// with non-negative priority, on this node or another.
 func (m *Module) deliverable(to jid.JID) bool {
-	for _, sess := range m.router.Sessions(to.Bare()) {
+	res := m.router.Lookup(to.Bare())
+	for _, sess := range res.Local {
 		if sess.JID().Equal(to) || (sess.Available() && sess.Priority() >= 0) {
+			return true
+		}
+	}
+	for _, r := range res.Remote {
+		if r.JID.Equal(to) || (r.Available && r.Priority >= 0) {
 			return true
 		}
 	}
@@ -304,7 +310,7 @@ func (m *Module) archived(ctx context.Context, owner, from string, s *stanza.Sta
 }
 
 func (m *Module) query(ctx context.Context, iq *module.IQ) ([]byte, error) {
-	if !iq.ToSelf() || iq.Session == nil {
+	if !iq.ToSelf() || iq.Origin.Session == nil {
 		return nil, stanza.ErrForbidden
 	}
 	q, err := mam.ParseQuery(iq.Payload, m.limits)
@@ -320,7 +326,7 @@ func (m *Module) query(ctx context.Context, iq *module.IQ) ([]byte, error) {
 		return nil, err
 	}
 	for _, it := range page.Items {
-		iq.Session.Send(mam.ResultMessage(owner, iq.From, q.ID, it))
+		iq.Origin.Session.Send(mam.ResultMessage(owner, iq.From, q.ID, it))
 	}
 	return mam.AppendFin(nil, page), nil
 }

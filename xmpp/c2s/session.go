@@ -31,6 +31,8 @@ type session struct {
 	presence   *stanza.Stanza
 	priority   int
 	interested bool
+	carbons    bool   // XEP-0280 enabled, recorded by the carbons module
+	caps       string // XEP-0115 ver of the last presence, recorded by the presence module
 	sm         smState
 	inactive   bool             // XEP-0352: the client said it is not being looked at
 	held       []*stanza.Stanza // what waits for the client to become active
@@ -60,11 +62,12 @@ func (s *session) JID() jid.JID { return s.jid }
 // wait is held back.
 func (s *session) Send(st *stanza.Stanza) error { return s.send(nil, st) }
 
-// SendContext is Send from the router: when ctx is that of a connection's reader handling a burst of its
-// client's stanzas, the write waits for the end of the burst (batch), so that several stanzas for this
+// SendBatch is Send from the router (module.BatchSender): when b is the batch of a connection's reader handling
+// a burst of its client's stanzas, the write waits for the end of the burst, so that several stanzas for this
 // session go out in one write.
-func (s *session) SendContext(ctx context.Context, st *stanza.Stanza) error {
-	return s.send(batchFrom(ctx), st)
+func (s *session) SendBatch(b module.WriteBatch, st *stanza.Stanza) error {
+	bb, _ := b.(*transport.Batch)
+	return s.send(bb, st)
 }
 
 func (s *session) send(b *transport.Batch, st *stanza.Stanza) error {
@@ -149,6 +152,7 @@ func (s *session) SetPresence(p *stanza.Stanza, priority int) {
 	s.presence, s.priority = p, priority
 	s.mu.Unlock()
 	s.available.Store(p != nil)
+	s.srv.router.Update(s)
 }
 
 func (s *session) Interested() bool {
@@ -161,6 +165,30 @@ func (s *session) SetInterested() {
 	s.mu.Lock()
 	s.interested = true
 	s.mu.Unlock()
+}
+
+// Describe implements module.Session.
+func (s *session) Describe() module.Resource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return module.Resource{JID: s.jid, Available: s.available.Load(), Priority: s.priority, Caps: s.caps,
+		Carbons: s.carbons, Inactive: s.inactive}
+}
+
+// SetCarbons implements module.Session.
+func (s *session) SetCarbons(on bool) {
+	s.mu.Lock()
+	s.carbons = on
+	s.mu.Unlock()
+	s.srv.router.Update(s)
+}
+
+// SetCaps implements module.Session.
+func (s *session) SetCaps(ver string) {
+	s.mu.Lock()
+	s.caps = ver
+	s.mu.Unlock()
+	s.srv.router.Update(s)
 }
 
 // maxHeld bounds what an inactive session holds back; past it everything is flushed.
@@ -198,6 +226,7 @@ func (s *session) hold(st *stanza.Stanza) bool {
 
 // setActive records a XEP-0352 state change; becoming active flushes what was held.
 func (s *session) setActive(active bool) {
+	defer s.srv.router.Update(s) // Resource.Inactive
 	s.mu.Lock()
 	s.inactive = !active
 	held := s.held
@@ -302,9 +331,7 @@ func (s *session) terminate() {
 	}
 	ctx := context.Background()
 	s.srv.router.Unbind(s)
-	for _, h := range s.srv.reg.SessionHooks(module.Closed) {
-		h(ctx, s)
-	}
+	s.srv.router.Notify(ctx, module.Closed, s)
 	n := 0
 	for _, st := range unacked {
 		if st.Kind == stanza.Message && st.Type != "error" && st.Type != "groupchat" {
@@ -317,15 +344,6 @@ func (s *session) terminate() {
 
 var _ module.Session = (*session)(nil)
 
-// The batch of a connection's reader (transport.Batch) travels to session.SendContext in the context the
-// reader routes with: the writers of the sessions it sends to start together at the end of its burst.
-type batchKey struct{}
-
-func withBatch(ctx context.Context, b *transport.Batch) context.Context {
-	return context.WithValue(ctx, batchKey{}, b)
-}
-
-func batchFrom(ctx context.Context) *transport.Batch {
-	b, _ := ctx.Value(batchKey{}).(*transport.Batch)
-	return b
-}
+// The reader's transport.Batch travels to session.SendBatch in the Origin of the stanzas it routes
+// (module.WriteBatch): the writers of the sessions it sends to start together at the end of its burst.
+var _ module.WriteBatch = (*transport.Batch)(nil)

@@ -95,8 +95,8 @@ func (m *Module) get(ctx context.Context, iq *module.IQ) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("roster: %w", err)
 	}
-	if iq.Session != nil {
-		iq.Session.SetInterested()
+	if iq.Origin.Session != nil {
+		iq.Origin.Session.SetInterested()
 	}
 	verStr := strconv.FormatInt(ver, 10)
 	if q.Ver != nil && *q.Ver == verStr {

@@ -29,7 +29,8 @@ type StageResult struct {
 // session), about to be delivered to targets (Inbound only).
 func runStage(ctx context.Context, reg *module.Registry, stage module.Stage, sender module.Session, owner jid.JID,
 	s *stanza.Stanza, targets []module.Session) StageResult {
-	d := &module.Delivery{Stanza: s, Sender: sender, Owner: owner.Bare(), Targets: targets}
+	o := origin(sender)
+	d := &module.Delivery{Stanza: s, Origin: &o, Owner: owner.Bare(), Targets: targets}
 	for _, h := range reg.MessageHooks(stage) {
 		v, err := h(ctx, d)
 		if err != nil {
@@ -55,7 +56,7 @@ func runIQ(ctx context.Context, reg *module.Registry, t module.Target, sender mo
 	if fn == nil {
 		return stanza.ErrorReply(s, jid.JID{}, stanza.ErrServiceUnavailable)
 	}
-	iq := &module.IQ{Stanza: s, Session: sender, Local: local, NS: ns, Payload: payload, RemoteAddr: remoteAddr}
+	iq := &module.IQ{Stanza: s, Origin: origin(sender), Local: local, NS: ns, Payload: payload, RemoteAddr: remoteAddr}
 	inner, err := fn(ctx, iq)
 	if errors.Is(err, module.ErrAnswered) {
 		return nil
@@ -66,12 +67,21 @@ func runIQ(ctx context.Context, reg *module.Registry, t module.Target, sender mo
 	return stanza.Result(s, inner)
 }
 
-// presenceOutbound hands presence a local session sent to the presence handler.
-func presenceOutbound(ctx context.Context, p module.PresenceHandler, from module.Session, s *stanza.Stanza) error {
-	return p.Outbound(ctx, from, s)
+// origin is the origin of a stanza sent by sender, the server's when sender is nil.
+func origin(sender module.Session) module.Origin {
+	if sender == nil {
+		return module.Origin{}
+	}
+	return module.Origin{Kind: module.OriginSession, Session: sender}
 }
 
-// presenceInbound hands presence from anyone else, addressed to a local account, to the presence handler.
-func presenceInbound(ctx context.Context, p module.PresenceHandler, s *stanza.Stanza) error {
-	return p.Inbound(ctx, s)
+// presenceOutbound hands presence a local session sent to the presence handler.
+func presenceOutbound(ctx context.Context, p module.PresenceHandler, from module.Session, s *stanza.Stanza) error {
+	return p.Outbound(ctx, origin(from), s)
+}
+
+// presenceInbound hands presence from anyone else, for the local account or resource to, to the presence
+// handler.
+func presenceInbound(ctx context.Context, p module.PresenceHandler, to jid.JID, s *stanza.Stanza) error {
+	return p.Inbound(ctx, module.Origin{}, to, s)
 }

@@ -110,8 +110,8 @@ func TestPresenceWithoutHandlerAndIQ(t *testing.T) {
 	}
 
 	rec.answer = func(iq *module.IQ) ([]byte, error) {
-		if iq.Session != a || iq.Local != "q" || iq.NS != "urn:example" {
-			t.Errorf("handler got session %v, payload {%s}%s", iq.Session, iq.NS, iq.Local)
+		if iq.Origin.Session != a || iq.Local != "q" || iq.NS != "urn:example" {
+			t.Errorf("handler got session %v, payload {%s}%s", iq.Origin.Session, iq.NS, iq.Local)
 		}
 		return []byte("<q xmlns='urn:example'>ok</q>"), nil
 	}

@@ -125,10 +125,44 @@ func (r *Router) Notify(ctx context.Context, ev module.SessionEvent, s module.Se
 
 // Route implements module.Router: it records s and delivers it by the rules in the type's documentation.
 func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
+	r.RouteFrom(ctx, module.Origin{}, s)
+}
+
+// RouteFrom implements module.Router as Route does; a stanza from a local session is delivered with it as the
+// sender (the Outbound stage is not run: see Host.SendMessage).
+func (r *Router) RouteFrom(ctx context.Context, o module.Origin, s *stanza.Stanza) {
 	r.mu.Lock()
 	r.routed = append(r.routed, s)
 	r.mu.Unlock()
-	r.route(ctx, nil, s)
+	sender, _ := o.FromSession()
+	r.route(ctx, sender, s)
+}
+
+// Deliver implements module.Router: s is delivered as if addressed to to, and recorded (in Routed, and in Left
+// when it leaves the server) with to as its to, which is what a remote route stamps on it.
+func (r *Router) Deliver(ctx context.Context, o module.Origin, to jid.JID, s *stanza.Stanza) {
+	if to.Equal(jid.JID{}) {
+		return
+	}
+	addressed := s
+	if !s.To.Equal(to) {
+		addressed = s.WithTo(to)
+	}
+	r.mu.Lock()
+	r.routed = append(r.routed, addressed)
+	r.mu.Unlock()
+	if s.Kind == stanza.Presence && r.IsLocal(to) && r.reg.Service(to.Domainpart()) == nil {
+		// The same bytes to every local recipient, as the server does.
+		r.deliverPresence(ctx, to, s)
+		return
+	}
+	sender, _ := o.FromSession()
+	r.route(ctx, sender, addressed)
+}
+
+// Lookup implements module.Router: the fake router knows only the sessions bound on it.
+func (r *Router) Lookup(bare jid.JID) module.Resources {
+	return module.Resources{Local: r.Sessions(bare)}
 }
 
 // Routed returns every stanza given to Route so far, in order.
@@ -178,7 +212,7 @@ func (r *Router) route(ctx context.Context, sender module.Session, s *stanza.Sta
 		to = sender.JID().Bare()
 	}
 	if svc := r.reg.Service(to.Domainpart()); svc != nil {
-		svc.HandleStanza(ctx, sender, s)
+		svc.HandleStanza(ctx, origin(sender), s)
 		return
 	}
 	if !r.IsLocal(to) {
@@ -288,7 +322,7 @@ func (r *Router) deliverPresence(ctx context.Context, to jid.JID, s *stanza.Stan
 		return // presence to the domain: ignored, as by the server
 	}
 	if p := r.reg.Presence(); p != nil {
-		if err := presenceInbound(ctx, p, s); err != nil {
+		if err := presenceInbound(ctx, p, to, s); err != nil {
 			r.fail("moduletest: presence handler: inbound %s presence from %s to %s: %v", s.Type, s.From, s.To, err)
 		}
 		return

@@ -21,6 +21,8 @@ type Session struct {
 	priority    int
 	interested  bool
 	hibernating bool
+	carbons     bool
+	caps        string
 	closed      bool
 	condition   string
 	closeText   string
@@ -154,6 +156,28 @@ func (s *Session) Hibernating() bool {
 func (s *Session) SetHibernating(h bool) {
 	s.mu.Lock()
 	s.hibernating = h
+	s.mu.Unlock()
+}
+
+// Describe implements module.Session: the session's description as a directory would share it (always on this
+// node).
+func (s *Session) Describe() module.Resource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return module.Resource{JID: s.jid, Available: s.presence != nil, Priority: s.priority, Caps: s.caps, Carbons: s.carbons}
+}
+
+// SetCarbons implements module.Session.
+func (s *Session) SetCarbons(on bool) {
+	s.mu.Lock()
+	s.carbons = on
+	s.mu.Unlock()
+}
+
+// SetCaps implements module.Session.
+func (s *Session) SetCaps(ver string) {
+	s.mu.Lock()
+	s.caps = ver
 	s.mu.Unlock()
 }
 
