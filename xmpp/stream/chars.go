@@ -195,7 +195,12 @@ func hexVal(c byte) rune {
 // Escape appends s to dst escaped for use in an attribute value (either quote) or in character data. Tab, newline
 // and carriage return become character references so that they survive attribute normalization; bytes that are not
 // valid UTF-8 and characters XML does not allow become U+FFFD, so the output is always well-formed.
-func Escape(dst []byte, s []byte) []byte {
+func Escape(dst []byte, s []byte) []byte { return escape(dst, s) }
+
+// EscapeString is Escape for a string, without converting it to bytes.
+func EscapeString(dst []byte, s string) []byte { return escape(dst, s) }
+
+func escape[T string | []byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); {
 		// Copy the run of bytes that need no escaping at once.
 		j := i
@@ -208,7 +213,8 @@ func Escape(dst []byte, s []byte) []byte {
 		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRune(s[i:])
+			// At most four bytes: the conversion stays on the stack.
+			r, n := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
 			if r == utf8.RuneError && n == 1 || r == 0xFFFE || r == 0xFFFF {
 				dst = append(dst, "\uFFFD"...)
 			} else {

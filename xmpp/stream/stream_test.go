@@ -845,6 +845,9 @@ func TestEscape(t *testing.T) {
 		if got := string(Escape([]byte("x"), []byte(tt.in))); got != "x"+tt.want {
 			t.Errorf("Escape(%q) = %q, want %q", tt.in, got, "x"+tt.want)
 		}
+		if got := string(EscapeString([]byte("x"), tt.in)); got != "x"+tt.want {
+			t.Errorf("EscapeString(%q) = %q, want %q", tt.in, got, "x"+tt.want)
+		}
 		// Escaped text decodes back in an attribute.
 		if !tt.lossy {
 			if got := string(decodeAttr(nil, Escape(nil, []byte(tt.in)))); got != tt.in {
