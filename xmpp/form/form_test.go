@@ -94,7 +94,7 @@ func TestParseRejects(t *testing.T) {
 		{"element in a value", `<x xmlns='jabber:x:data'><field var='a'><value><b/></value></field></x>`, Limits{}, ErrMalformed},
 		{"empty", ``, Limits{}, ErrMalformed},
 		{"fields", `<x xmlns='jabber:x:data'>` + strings.Repeat(`<field var='a'/>`, 3) + `</x>`, Limits{MaxFields: 2}, ErrTooLarge},
-		{"default fields", `<x xmlns='jabber:x:data'>` + strings.Repeat(`<field var='a'/>`, 129) + `</x>`, Limits{}, ErrTooLarge},
+		{"default fields", `<x xmlns='jabber:x:data'>` + strings.Repeat(`<field var='a'/>`, DefaultLimits.MaxFields+1) + `</x>`, Limits{}, ErrTooLarge},
 		{"values", `<x xmlns='jabber:x:data'><field var='a'>` + strings.Repeat(`<value/>`, 3) + `</field></x>`, Limits{MaxValues: 2}, ErrTooLarge},
 		{"options count as values", `<x xmlns='jabber:x:data'><field var='a'><value/>` + strings.Repeat(`<option><value/></option>`, 2) + `</field></x>`, Limits{MaxValues: 2}, ErrTooLarge},
 		{"long value", `<x xmlns='jabber:x:data'><field var='a'><value>` + strings.Repeat("v", 11) + `</value></field></x>`, Limits{MaxText: 10}, ErrTooLarge},

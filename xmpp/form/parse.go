@@ -8,16 +8,19 @@ import (
 
 // Limits bound what Parse accepts. Zero fields take the defaults.
 type Limits struct {
-	// MaxFields is the number of <field/> elements. Default 128.
+	// MaxFields is the number of <field/> elements. Default 256.
 	MaxFields int
-	// MaxValues is the number of values, options and instructions of the whole form together. Default 512.
+	// MaxValues is the number of values, options and instructions of the whole form together. Default 4096:
+	// a MAM query may list many ids.
 	MaxValues int
-	// MaxText is the bytes of one value, label, description, title or instruction. Default 8192.
+	// MaxText is the bytes of one value, label, description, title or instruction. Default 16384.
 	MaxText int
 }
 
-// DefaultLimits are the limits of a zero Limits, and of a *Form decoded by encoding/xml.
-var DefaultLimits = Limits{MaxFields: 128, MaxValues: 512, MaxText: 8192}
+// DefaultLimits are the limits of a zero Limits, and of a *Form decoded by encoding/xml. A form arrives in a
+// stanza the stream reader already bounded (256 KiB by default); these keep what one form may hold well
+// below what its bytes would allow.
+var DefaultLimits = Limits{MaxFields: 256, MaxValues: 4096, MaxText: 16384}
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxFields <= 0 {

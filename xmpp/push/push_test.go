@@ -40,6 +40,13 @@ type notif struct {
 	Options []fieldXML `xml:"pubsub>publish-options>x>field"`
 }
 
+// fieldXML is a data form field as an app server decodes it (independently of the form package).
+type fieldXML struct {
+	Var    string   `xml:"var,attr"`
+	Type   string   `xml:"type,attr"`
+	Values []string `xml:"value"`
+}
+
 func (n notif) field(name string) (string, bool) {
 	for _, f := range n.Publish.Fields {
 		if f.Var == name {
