@@ -227,9 +227,6 @@ func TestPushNotificationForHibernatingSession(t *testing.T) {
 // The app server answers a notification with an error: the registration is disabled (XEP-0357 section 7.1) and
 // the next message is not announced. Throttling is off, so that a notification would come at once.
 func TestPushRegistrationDisabledByAppServerError(t *testing.T) {
-	// Needs the router to hand IQ answers addressed to a local bare JID to modules (Host.OnIQResponse calling
-	// push.Module.HandleResponse, see xmpp/push/README.md); remove this line once it does.
-	t.Skip("the router does not yet offer IQ answers addressed to a bare JID to modules")
 	srv := Start(t, "push:\n  min_interval: -1s\n")
 	srv.AddUser("alice", "alice-secret")
 	srv.AddUser("bob", "bob-secret")
