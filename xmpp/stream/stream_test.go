@@ -975,3 +975,13 @@ func TestIdleReaderDoesNotPinLargeBuffer(t *testing.T) {
 		t.Errorf("idle Reader still refers to the large buffer: large %v, element %+v", r.large != nil, e)
 	}
 }
+
+// EscapeString is on the path of every attribute the server builds: it must not allocate.
+func TestEscapeStringZeroAllocs(t *testing.T) {
+	buf := make([]byte, 0, 256)
+	for _, s := range []string{"juliet@capulet.lit/balcony", "a <b> & 'c' \"d\"\t\n", "héllo 😀 \xff"} {
+		if n := testing.AllocsPerRun(100, func() { buf = EscapeString(buf[:0], s) }); n != 0 {
+			t.Errorf("EscapeString(%q): %v allocations", s, n)
+		}
+	}
+}
