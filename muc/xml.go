@@ -125,31 +125,9 @@ func fromStored(raw []byte, from jid.JID) *stanza.Stanza {
 	return s
 }
 
-// attr returns the value of an attribute of the root start tag of raw, unescaped.
-func attr(raw []byte, name string) string {
-	var x struct {
-		Attrs []xml.Attr `xml:",any,attr"`
-	}
-	end := stanza.StartTagEnd(raw)
-	if end >= len(raw) {
-		return ""
-	}
-	tag := make([]byte, 0, end+2)
-	tag = append(tag, raw[:end]...)
-	if end > 0 && tag[end-1] == '/' {
-		tag = tag[:end-1]
-	}
-	tag = append(tag, "/>"...)
-	if xml.Unmarshal(tag, &x) != nil {
-		return ""
-	}
-	for _, a := range x.Attrs {
-		if a.Name.Local == name && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
-}
+// attr returns the value of an attribute of the root start tag of raw, unescaped. It was an encoding/xml
+// decode of the start tag per room message with an origin-id; stanza.ChildAttr rescans the tag in place.
+func attr(raw []byte, name string) string { return stanza.ChildAttr(raw, name) }
 
 // textOf returns the text content of a simple element such as <body/> or <subject/>.
 func textOf(raw []byte) string {
