@@ -349,8 +349,8 @@ func Children(inner []byte, fn func(local, ns string, raw []byte) bool) {
 		if !fn(local, ns, raw) {
 			return
 		}
-		// raw is the first element in inner[off:]: no earlier bytes can repeat it.
-		off += bytes.Index(inner[off:], raw) + len(raw)
+		// raw is a subslice of inner, so the capacities tell where it ends (no search).
+		off = cap(inner) - cap(raw) + len(raw)
 	}
 }
 
@@ -361,7 +361,7 @@ func (s *Stanza) WithoutChildren(drop func(local, ns string, raw []byte) bool) *
 	changed := false
 	last := 0
 	Children(inner, func(local, ns string, raw []byte) bool {
-		start := bytes.Index(inner[last:], raw) + last
+		start := cap(inner) - cap(raw) // raw is a subslice of inner
 		if drop(local, ns, raw) {
 			keep = append(keep, inner[last:start]...)
 			last = start + len(raw)

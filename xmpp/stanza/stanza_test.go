@@ -187,3 +187,30 @@ func TestStartTagHelpers(t *testing.T) {
 		t.Errorf("FirstChild = %q %q %q %v", local, ns, child, ok)
 	}
 }
+
+// WithoutChildren found each child's offset by searching for its bytes from the last removal, so dropping a
+// child with an identical earlier sibling cut out the earlier one and left the later one where it was, with
+// the text between them moved. Children and WithoutChildren now take offsets from the slices themselves.
+func TestDefectWithoutChildrenDropsEarlierTwin(t *testing.T) {
+	s := New(Message, "chat", "1", jid.MustParse("a@x/r"), jid.MustParse("b@x"),
+		[]byte(`<store xmlns='urn:xmpp:hints'/><body>one</body><store xmlns='urn:xmpp:hints'/><body>two</body>`))
+	n := 0
+	c := s.WithoutChildren(func(local, _ string, _ []byte) bool {
+		if local != "store" {
+			return false
+		}
+		n++
+		return n == 2 // the second <store/> only
+	})
+	if want := `<store xmlns='urn:xmpp:hints'/><body>one</body><body>two</body>`; string(c.Payload()) != want {
+		t.Fatalf("payload %q, want %q", c.Payload(), want)
+	}
+	var got []string
+	Children(s.Payload(), func(local, _ string, raw []byte) bool {
+		got = append(got, string(raw))
+		return true
+	})
+	if len(got) != 4 || got[0] != got[2] || got[1] != "<body>one</body>" || got[3] != "<body>two</body>" {
+		t.Errorf("Children = %q", got)
+	}
+}
