@@ -198,7 +198,8 @@ func hexVal(c byte) rune {
 
 // Escape appends s to dst escaped for use in an attribute value (either quote) or in character data. Tab, newline
 // and carriage return become character references so that they survive attribute normalization; bytes that are not
-// valid UTF-8 and characters XML does not allow become U+FFFD, so the output is always well-formed.
+// valid UTF-8 and characters XML does not allow become U+FFFD, so the output is always well-formed. It converts s
+// to a string (a copy beyond 32 bytes); the server's builders use EscapeString.
 func Escape(dst []byte, s []byte) []byte { return EscapeString(dst, string(s)) }
 
 // EscapeString is Escape for a string: the form the server's builders use, which never allocates beyond
