@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/stanza"
 )
@@ -239,19 +240,22 @@ func (r *room) discoInfo(archived bool) []byte {
 		}
 		b = appendFeature(b, f)
 	}
-	f := newForm(b, "result", NSRoomInfo).
-		field("", "muc#roominfo_description", "Description", c.Description).
-		field("", "muc#roominfo_subject", "Subject", c.Subject).
-		field("", "muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(r.occ))).
-		field("", "muc#roomconfig_roomname", "Name", c.Name).
-		field("", "muc#roomconfig_maxusers", "Maximum occupants", strconv.Itoa(c.MaxOccupants)).
-		field("", "muc#roomconfig_changesubject", "Participants may change the subject", boolValue(c.ChangeSubject)).
-		field("", "muc#roomconfig_allowinvites", "Participants may invite", boolValue(c.AllowInvites)).
-		field("", "muc#roomconfig_allowpm", "Who may send private messages", c.AllowPM)
-	if c.Lang != "" {
-		f.field("", "muc#roominfo_lang", "Language", c.Lang)
+	field := func(v, label, value string) form.Field {
+		return form.Field{Var: v, Label: label, Values: []string{value}}
 	}
-	return append(f.done(), "</query>"...)
+	f := form.New(form.TypeResult, NSRoomInfo).
+		Add(field("muc#roominfo_description", "Description", c.Description)).
+		Add(field("muc#roominfo_subject", "Subject", c.Subject)).
+		Add(field("muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(r.occ)))).
+		Add(field("muc#roomconfig_roomname", "Name", c.Name)).
+		Add(field("muc#roomconfig_maxusers", "Maximum occupants", strconv.Itoa(c.MaxOccupants))).
+		Add(field("muc#roomconfig_changesubject", "Participants may change the subject", form.FormatBool(c.ChangeSubject))).
+		Add(field("muc#roomconfig_allowinvites", "Participants may invite", form.FormatBool(c.AllowInvites))).
+		Add(field("muc#roomconfig_allowpm", "Who may send private messages", c.AllowPM))
+	if c.Lang != "" {
+		f.Add(field("muc#roominfo_lang", "Language", c.Lang))
+	}
+	return append(f.Append(b), "</query>"...)
 }
 
 // mamQuery answers a XEP-0313 query on the room's archive. Members-only rooms show their archive to members;

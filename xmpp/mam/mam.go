@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -29,7 +30,7 @@ const (
 	NSRSM      = "http://jabber.org/protocol/rsm"
 	NSForward  = "urn:xmpp:forward:0"
 	NSDelay    = "urn:xmpp:delay"
-	NSData     = "jabber:x:data"
+	NSData     = form.NS
 	NSClient   = "jabber:client"
 )
 
@@ -69,17 +70,11 @@ func (l Limits) withDefaults() Limits {
 }
 
 type queryXML struct {
-	XMLName xml.Name `xml:"urn:xmpp:mam:2 query"`
-	QueryID string   `xml:"queryid,attr"`
-	Node    string   `xml:"node,attr"`
-	Forms   []struct {
-		Type   string `xml:"type,attr"`
-		Fields []struct {
-			Var    string   `xml:"var,attr"`
-			Values []string `xml:"jabber:x:data value"`
-		} `xml:"jabber:x:data field"`
-	} `xml:"jabber:x:data x"`
-	Sets []struct {
+	XMLName xml.Name     `xml:"urn:xmpp:mam:2 query"`
+	QueryID string       `xml:"queryid,attr"`
+	Node    string       `xml:"node,attr"`
+	Forms   []*form.Form `xml:"jabber:x:data x"`
+	Sets    []struct {
 		Max    *string `xml:"http://jabber.org/protocol/rsm max"`
 		After  *string `xml:"http://jabber.org/protocol/rsm after"`
 		Before *string `xml:"http://jabber.org/protocol/rsm before"`
@@ -96,6 +91,9 @@ func ParseQuery(query []byte, lim Limits) (*Query, error) {
 	lim = lim.withDefaults()
 	var qx queryXML
 	if err := xml.Unmarshal(query, &qx); err != nil {
+		if errors.Is(err, form.ErrTooLarge) {
+			return nil, bad("the query form is too large")
+		}
 		return nil, bad("malformed mam query")
 	}
 	q := &Query{ID: qx.QueryID, Node: qx.Node, Flip: qx.Flip != nil}
@@ -104,7 +102,7 @@ func ParseQuery(query []byte, lim Limits) (*Query, error) {
 	}
 	if len(qx.Forms) == 1 {
 		f := qx.Forms[0]
-		if f.Type != "submit" && f.Type != "" {
+		if f.Type != form.TypeSubmit && f.Type != "" {
 			return nil, bad("the form must be of type submit")
 		}
 		seen := map[string]bool{}
@@ -130,7 +128,7 @@ func ParseQuery(query []byte, lim Limits) (*Query, error) {
 				}
 			}
 			switch fl.Var {
-			case "FORM_TYPE":
+			case form.FormType:
 				if v != NS {
 					return nil, bad("FORM_TYPE must be " + NS)
 				}
@@ -310,13 +308,16 @@ func AppendFin(b []byte, p Page) []byte {
 // AppendFields appends the answer to a query of type get: the form fields the archive accepts (XEP-0313
 // section 4.1.1).
 func AppendFields(b []byte) []byte {
-	b = append(b, "<query xmlns='"+NS+"'><x xmlns='"+NSData+"' type='form'>"...)
-	b = append(b, "<field type='hidden' var='FORM_TYPE'><value>"+NS+"</value></field>"...)
-	b = append(b, "<field type='jid-single' var='with'/>"...)
-	b = append(b, "<field type='text-single' var='start'/>"...)
-	b = append(b, "<field type='text-single' var='end'/>"...)
-	b = append(b, "<field type='text-single' var='before-id'/>"...)
-	b = append(b, "<field type='text-single' var='after-id'/>"...)
-	b = append(b, "<field type='list-multi' var='ids'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate></field>"...)
-	return append(b, "</x></query>"...)
+	f := form.New(form.TypeForm, NS).
+		Add(form.Field{Var: "with", Type: form.JIDSingle}).
+		Add(form.Field{Var: "start", Type: form.TextSingle}).
+		Add(form.Field{Var: "end", Type: form.TextSingle}).
+		Add(form.Field{Var: "before-id", Type: form.TextSingle}).
+		Add(form.Field{Var: "after-id", Type: form.TextSingle}).
+		Add(form.Field{Var: "ids", Type: form.ListMulti, Extra: idsValidate})
+	b = append(b, "<query xmlns='"+NS+"'>"...)
+	return append(f.Append(b), "</query>"...)
 }
+
+// idsValidate declares ids an open list of strings (XEP-0122), as XEP-0313 section 4.1.1 shows it.
+var idsValidate = []byte("<validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate>")

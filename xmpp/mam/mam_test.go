@@ -14,7 +14,7 @@ import (
 	"parley.im/parley/xmpp/stanza"
 )
 
-func form(fields string) string {
+func submitForm(fields string) string {
 	return `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>` +
 		fields + `</x>`
 }
@@ -28,12 +28,12 @@ func TestParseQuery(t *testing.T) {
 		{"empty", `<query xmlns='urn:xmpp:mam:2'/>`, Query{Archive: storage.ArchiveQuery{Limit: 50}}},
 		{"queryid and node", `<query xmlns='urn:xmpp:mam:2' queryid='q&amp;1' node='n'/>`,
 			Query{ID: "q&1", Node: "n", Archive: storage.ArchiveQuery{Limit: 50}}},
-		{"filters", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>Juliet@Capulet.lit/Balcony</value></field>`+
+		{"filters", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='with'><value>Juliet@Capulet.lit/Balcony</value></field>`+
 			`<field var='start'><value>2024-03-01T13:30:00+01:30</value></field>`+
 			`<field var='end'><value>2024-03-02T00:00:00.5Z</value></field>`) + `</query>`,
 			Query{Archive: storage.ArchiveQuery{With: "juliet@capulet.lit/Balcony", Start: start,
 				End: time.Date(2024, 3, 2, 0, 0, 0, 5e8, time.UTC), Limit: 50}}},
-		{"extended ids", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='before-id'><value>b</value></field>`+
+		{"extended ids", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='before-id'><value>b</value></field>`+
 			`<field var='after-id'><value>a</value></field><field var='ids'><value>1</value><value>2</value></field>`) + `</query>`,
 			Query{Archive: storage.ArchiveQuery{BeforeID: "b", AfterID: "a", IDs: []string{"1", "2"}, Limit: 50}}},
 		{"rsm after", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>10</max><after>x9</after></set></query>`,
@@ -64,17 +64,17 @@ func TestParseQueryErrors(t *testing.T) {
 		{"not xml", `<query xmlns='urn:xmpp:mam:2'>`, "bad-request"},
 		{"wrong ns", `<query xmlns='urn:xmpp:mam:1'/>`, "bad-request"},
 		{"wrong form type", `<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:other</value></field></x></query>`, "bad-request"},
-		{"unknown field", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='{urn:xmpp:fulltext:0}fulltext'><value>x</value></field>`) + `</query>`, "bad-request"},
-		{"bad with", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>@@</value></field>`) + `</query>`, "bad-request"},
-		{"bad start", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='start'><value>yesterday</value></field>`) + `</query>`, "bad-request"},
-		{"end before start", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='start'><value>2024-01-02T00:00:00Z</value></field><field var='end'><value>2024-01-01T00:00:00Z</value></field>`) + `</query>`, "bad-request"},
-		{"two values", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>a@b</value><value>c@d</value></field>`) + `</query>`, "bad-request"},
-		{"field twice", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>a@b</value></field><field var='with'><value>c@d</value></field>`) + `</query>`, "bad-request"},
+		{"unknown field", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='{urn:xmpp:fulltext:0}fulltext'><value>x</value></field>`) + `</query>`, "bad-request"},
+		{"bad with", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='with'><value>@@</value></field>`) + `</query>`, "bad-request"},
+		{"bad start", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='start'><value>yesterday</value></field>`) + `</query>`, "bad-request"},
+		{"end before start", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='start'><value>2024-01-02T00:00:00Z</value></field><field var='end'><value>2024-01-01T00:00:00Z</value></field>`) + `</query>`, "bad-request"},
+		{"two values", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='with'><value>a@b</value><value>c@d</value></field>`) + `</query>`, "bad-request"},
+		{"field twice", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='with'><value>a@b</value></field><field var='with'><value>c@d</value></field>`) + `</query>`, "bad-request"},
 		{"negative max", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>-1</max></set></query>`, "bad-request"},
 		{"after and before", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after>a</after><before>b</before></set></query>`, "bad-request"},
 		{"empty after", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after/></set></query>`, "bad-request"},
 		{"index", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><index>3</index></set></query>`, "feature-not-implemented"},
-		{"rsm after with after-id", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='after-id'><value>a</value></field>`) + `<set xmlns='http://jabber.org/protocol/rsm'><after>b</after></set></query>`, "bad-request"},
+		{"rsm after with after-id", `<query xmlns='urn:xmpp:mam:2'>` + submitForm(`<field var='after-id'><value>a</value></field>`) + `<set xmlns='http://jabber.org/protocol/rsm'><after>b</after></set></query>`, "bad-request"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ParseQuery([]byte(c.xml), Limits{})
@@ -199,4 +199,20 @@ func TestAppendFieldsIsXML(t *testing.T) {
 
 func itemWithID(id string) storage.ArchiveItem {
 	return storage.ArchiveItem{ID: id, Data: []byte("<message/>")}
+}
+
+// The data forms parser bounds a form; a query for a thousand ids stays well inside those bounds, and a form
+// beyond them is a bad request, not a failure.
+func TestParseQueryManyIDsAndTooLarge(t *testing.T) {
+	ids := strings.Repeat("<value>id</value>", 1000)
+	q, err := ParseQuery([]byte(`<query xmlns='urn:xmpp:mam:2'>`+submitForm(`<field var='ids'>`+ids+`</field>`)+`</query>`), Limits{})
+	if err != nil || len(q.Archive.IDs) != 1000 {
+		t.Fatalf("1000 ids: %v, %d ids", err, len(q.Archive.IDs))
+	}
+	huge := strings.Repeat("<value>id</value>", 5000)
+	_, err = ParseQuery([]byte(`<query xmlns='urn:xmpp:mam:2'>`+submitForm(`<field var='ids'>`+huge+`</field>`)+`</query>`), Limits{})
+	var se *stanza.Error
+	if !errors.As(err, &se) || se.Condition != "bad-request" || !strings.Contains(se.Text, "too large") {
+		t.Errorf("5000 ids: err = %v", err)
+	}
 }
