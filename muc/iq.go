@@ -12,7 +12,7 @@ import (
 
 	"parley.im/parley/storage"
 	"parley.im/parley/xmpp/form"
-	"parley.im/parley/xmpp/mam"
+	"parley.im/parley/xmpp/mamcodec"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -198,7 +198,7 @@ func (m *Module) roomIQ(ctx context.Context, s *stanza.Stanza) {
 		m.reply(ctx, s, b, e)
 	case ns == NSAdmin && local == "query" && s.Type == "set":
 		m.reply(ctx, s, nil, m.adminSet(ctx, r, s.From, payload))
-	case ns == mam.NS && local == "query" && m.archive != nil:
+	case ns == mamcodec.NS && local == "query" && m.archive != nil:
 		m.mamQuery(ctx, r, s, payload)
 	case s.Type == "get" && ns == NSPing && local == "ping":
 		m.reply(ctx, s, nil, nil)
@@ -223,7 +223,7 @@ func (r *room) discoInfo(archived bool) []byte {
 		}
 		return no
 	}
-	mamNS, mamExt, sid := mam.NS, mam.NSExtended, NSSID
+	mamNS, mamExt, sid := mamcodec.NS, mamcodec.NSExtended, NSSID
 	if !archived {
 		mamNS, mamExt, sid = "", "", ""
 	}
@@ -271,10 +271,10 @@ func (m *Module) mamQuery(ctx context.Context, r *room, s *stanza.Stanza, payloa
 		return
 	}
 	if s.Type == "get" {
-		m.reply(ctx, s, mam.AppendFields(nil), nil)
+		m.reply(ctx, s, mamcodec.AppendFields(nil), nil)
 		return
 	}
-	q, err := mam.ParseQuery(payload, mam.Limits{})
+	q, err := mamcodec.ParseQuery(payload, mamcodec.Limits{})
 	if err != nil {
 		m.fail(ctx, s, stanza.AsError(err))
 		return
@@ -285,7 +285,7 @@ func (m *Module) mamQuery(ctx context.Context, r *room, s *stanza.Stanza, payloa
 			q.Archive.With = ""
 		}
 	}
-	page, err := mam.Fetch(ctx, m.archive, r.str, q)
+	page, err := mamcodec.Fetch(ctx, m.archive, r.str, q)
 	if err != nil {
 		if se := stanza.AsError(err); se != stanza.ErrInternal {
 			m.fail(ctx, s, se)
@@ -296,9 +296,9 @@ func (m *Module) mamQuery(ctx context.Context, r *room, s *stanza.Stanza, payloa
 		return
 	}
 	for _, it := range page.Items {
-		m.router.Route(ctx, mam.ResultMessage(r.jid, s.From, q.ID, it))
+		m.router.Route(ctx, mamcodec.ResultMessage(r.jid, s.From, q.ID, it))
 	}
-	m.reply(ctx, s, mam.AppendFin(nil, page), nil)
+	m.reply(ctx, s, mamcodec.AppendFin(nil, page), nil)
 }
 
 // occupantIQ handles IQs to an occupant JID: XEP-0410 self-pings, answered by the room, and everything else

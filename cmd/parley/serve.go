@@ -28,11 +28,11 @@ import (
 	"parley.im/parley/storage/pg"
 	"parley.im/parley/storage/s3"
 	"parley.im/parley/storage/sqlite"
-	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/auth"
 	"parley.im/parley/xmpp/c2s"
 	"parley.im/parley/xmpp/carbons"
 	"parley.im/parley/xmpp/disco"
+	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/ping"
 	"parley.im/parley/xmpp/presence"
@@ -169,7 +169,7 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		presence.New(store, store),
 		// archive before carbons: it stamps the stanza-id that carbon copies carry, and it drops client retries
 		// (origin-id) before anything is copied or routed.
-		archive.New(cfg.Archive, mamArchive, store),
+		mam.New(cfg.Archive, mamArchive, store),
 		carbons.New(),
 		ping.New(),
 		version.New(cfg.Version, Version),

@@ -65,7 +65,9 @@ type fakeRouter struct {
 	sess *fakeSession
 }
 
-func (r *fakeRouter) Route(ctx context.Context, s *stanza.Stanza) { r.Deliver(ctx, module.Origin{}, s.To, s) }
+func (r *fakeRouter) Route(ctx context.Context, s *stanza.Stanza) {
+	r.Deliver(ctx, module.Origin{}, s.To, s)
+}
 
 func (r *fakeRouter) RouteFrom(ctx context.Context, o module.Origin, s *stanza.Stanza) {
 	r.Deliver(ctx, o, s.To, s)
