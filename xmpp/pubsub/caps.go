@@ -10,9 +10,12 @@ const NotifySuffix = "+notify"
 func NotifyFeature(node string) string { return node + NotifySuffix }
 
 // WantsNotify reports whether a client with the disco features features (from its XEP-0115 caps) wants
-// notifications of node. It scans features; a module that asks for many nodes per caps hash should keep the
+// notifications of node (never for the empty name). It scans features; a module that asks for many nodes per caps hash should keep the
 // set NotifyNodes returns instead.
 func WantsNotify(features []string, node string) bool {
+	if node == "" {
+		return false // node names are never empty; a bare "+notify" feature names nothing
+	}
 	for _, f := range features {
 		if len(f) == len(node)+len(NotifySuffix) && strings.HasSuffix(f, NotifySuffix) && f[:len(node)] == node {
 			return true
