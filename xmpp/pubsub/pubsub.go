@@ -90,3 +90,31 @@ func StorageError(err error) *stanza.Error {
 	}
 	return stanza.ErrInternal
 }
+
+// Features returns the disco#info features (XEP-0060 section 10) of what this package models, for the
+// module that serves it to advertise on the service or account JID: the protocol namespace and one
+// "pubsub#..." feature per supported action and access model.
+func Features() []string {
+	return []string{
+		NS,
+		NS + "#access-open",
+		NS + "#access-presence",
+		NS + "#access-roster",
+		NS + "#access-whitelist",
+		NS + "#auto-create",
+		NS + "#config-node",
+		NS + "#create-nodes",
+		NS + "#delete-items",
+		NS + "#delete-nodes",
+		NS + "#filtered-notifications",
+		NS + "#item-ids",
+		NS + "#last-published",
+		NS + "#persistent-items",
+		NS + "#presence-notifications",
+		NS + "#publish",
+		NS + "#publish-options",
+		NS + "#purge-nodes",
+		NS + "#retract-items",
+		NS + "#retrieve-items",
+	}
+}

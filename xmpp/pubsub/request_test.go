@@ -190,6 +190,7 @@ func TestParseRequestErrors(t *testing.T) {
 		{"payload without namespace", open_ + "<publish node='n'><item id='a'><p/></item></publish>" + close_, "bad-request", "invalid-payload"},
 		{"payload relying on an outer prefix", "<pubsub xmlns='" + NS + "' xmlns:o='urn:o'><publish node='n'><item id='a'><p xmlns='urn:p'><o:x/></p></item></publish>" + close_, "bad-request", "invalid-payload"},
 		{"payload with an outer-prefixed root", "<pubsub xmlns='" + NS + "' xmlns:o='urn:o'><publish node='n'><item id='a'><o:p xmlns='urn:p'/></item></publish>" + close_, "bad-request", "invalid-payload"},
+		{"payload using the stream prefix", open_ + "<publish node='n'><item id='a'><p xmlns='urn:p'><stream:x/></p></item></publish>" + close_, "bad-request", "invalid-payload"},
 		{"publish-options twice", open_ + "<publish node='n'><item><p xmlns='urn:p'/></item></publish><publish-options/><publish-options/>" + close_, "bad-request", ""},
 		{"publish-options without publish", open_ + "<items node='n'/><publish-options/>" + close_, "bad-request", ""},
 		{"publish-options of type form", open_ + "<publish node='n'><item><p xmlns='urn:p'/></item></publish><publish-options><x xmlns='jabber:x:data' type='form'/></publish-options>" + close_, "bad-request", ""},
@@ -238,6 +239,18 @@ func TestParseRequestLimits(t *testing.T) {
 	_, err = ParseRequest([]byte(open_+"<items node='nnnn'/>"+close_), Limits{MaxIDLen: 3})
 	if cond, _ := condition(t, err); cond != "policy-violation" {
 		t.Errorf("node above MaxIDLen: %v", err)
+	}
+}
+
+func TestFeatures(t *testing.T) {
+	f := Features()
+	if !slices.IsSorted(f[1:]) || f[0] != NS || !slices.Contains(f, NS+"#publish-options") {
+		t.Errorf("Features = %q", f)
+	}
+	for _, x := range f[1:] {
+		if !strings.HasPrefix(x, NS+"#") {
+			t.Errorf("feature %q outside %s", x, NS)
+		}
 	}
 }
 
