@@ -242,7 +242,7 @@ func (s *Store) Retract(ctx context.Context, owner, node, id string) error {
 // Items returns the selected items in publish order, oldest first; storage.ErrNotFound if there is no such
 // node.
 func (s *Store) Items(ctx context.Context, owner, node string, q storage.PubSubItemQuery) ([]storage.PubSubItem, error) {
-	tx, err := s.begin(ctx)
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pg: items: %w", err)
 	}
@@ -332,7 +332,7 @@ func (s *Store) SetNodeAffiliation(ctx context.Context, owner, node string, a st
 // NodeAffiliations returns a node's affiliations in bytewise ascending JID order; storage.ErrNotFound if there
 // is no such node.
 func (s *Store) NodeAffiliations(ctx context.Context, owner, node string) ([]storage.PubSubAffiliation, error) {
-	tx, err := s.begin(ctx)
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pg: node affiliations: %w", err)
 	}
@@ -389,7 +389,7 @@ func (s *Store) SetSubscription(ctx context.Context, owner, node string, sub sto
 // Subscriptions returns a node's explicit subscriptions in bytewise ascending (JID, SubID) order;
 // storage.ErrNotFound if there is no such node.
 func (s *Store) Subscriptions(ctx context.Context, owner, node string) ([]storage.PubSubSubscription, error) {
-	tx, err := s.begin(ctx)
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pg: subscriptions: %w", err)
 	}
@@ -424,6 +424,15 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string) error {
 		return fmt.Errorf("pg: delete owner: %w", err)
 	}
 	return nil
+}
+
+// beginRead starts a read-only transaction with one snapshot for all its statements, so that a node's
+// existence and its rows are read consistently.
+func (s *Store) beginRead(ctx context.Context) (pgx.Tx, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 }
 
 var _ storage.PubSub = (*Store)(nil)

@@ -3,7 +3,9 @@ package storagetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,6 +253,48 @@ func testPubSub(t *testing.T, open func(t *testing.T) storage.Store) {
 		trimmed, err = s.Publish(ctx, alice, nodeAvatar, psItem("h", 20, "<h/>"), lim)
 		must(t, "Publish", err)
 		sameStrings(t, "trimmed with max_items 1", trimmed, []string{"g"})
+	})
+
+	// ConcurrentPublish checks that publishers of one node take turns: every id is either kept or reported
+	// trimmed exactly once, and the node never holds more than max_items.
+	t.Run("ConcurrentPublish", func(t *testing.T) {
+		s := fresh(t, open)
+		ctx := t.Context()
+		const publishers, keep = 24, 3
+		lim := storage.PubSubLimits{MaxItems: 100}
+		must(t, "CreateNode", s.CreateNode(ctx, psNode(alice, nodeAvatar, keep), lim))
+		var wg sync.WaitGroup
+		trims := make([][]string, publishers)
+		errs := make([]error, publishers)
+		for i := range publishers {
+			wg.Go(func() {
+				trims[i], errs[i] = s.Publish(ctx, alice, nodeAvatar, psItem(fmt.Sprint("id", i), i, "<x/>"), lim)
+			})
+		}
+		wg.Wait()
+		seen := map[string]int{}
+		for i := range publishers {
+			must(t, "Publish", errs[i])
+			for _, id := range trims[i] {
+				seen[id]++
+			}
+		}
+		items, err := s.Items(ctx, alice, nodeAvatar, storage.PubSubItemQuery{})
+		must(t, "Items", err)
+		if len(items) != keep {
+			t.Errorf("%d items after concurrent publishes, want %d", len(items), keep)
+		}
+		for _, it := range items {
+			seen[it.ID]++
+		}
+		if len(seen) != publishers {
+			t.Errorf("%d distinct ids kept or trimmed, want %d", len(seen), publishers)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("id %s kept or trimmed %d times", id, n)
+			}
+		}
 	})
 
 	t.Run("Limits", func(t *testing.T) {
