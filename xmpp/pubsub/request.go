@@ -94,8 +94,8 @@ func (l Limits) withDefaults() Limits {
 var scanHeader = []byte("<stream:stream xmlns='jabber:client' xmlns:stream='" + stream.NSStream + "'>")
 
 // check validates raw as one XML element with the stream scanner (RFC 6120 restricted XML: no comments,
-// processing instructions or DTDs; declared prefixes; limits) and returns its envelope. The Element is valid
-// until check returns again only because each call has its own Reader.
+// processing instructions or DTDs; declared prefixes; limits) and returns its envelope. Each call has its own
+// Reader over its own buffer, so the Element stays valid after check returns.
 func check(raw []byte, maxBytes, maxDepth int) (*stream.Element, bool) {
 	buf := make([]byte, 0, len(scanHeader)+len(raw))
 	buf = append(append(buf, scanHeader...), raw...)
@@ -220,7 +220,7 @@ func (p *parser) fail(e *stanza.Error) {
 	}
 }
 
-// id returns the attribute name of el, checking its length.
+// attr returns the attribute name of el's root, failing the parse if it is longer than MaxIDLen.
 func (p *parser) attr(el []byte, name string) string {
 	v := stanza.ChildAttr(el, name)
 	if len(v) > p.lim.MaxIDLen {
