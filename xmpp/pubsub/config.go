@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -149,17 +150,6 @@ func ConfigOf(n storage.PubSubNode) (Config, error) {
 	return c, nil
 }
 
-// parseBool reads an xs:boolean form value.
-func parseBool(v string) (bool, bool) {
-	switch v {
-	case "1", "true":
-		return true, true
-	case "0", "false":
-		return false, true
-	}
-	return false, false
-}
-
 // parseMaxItems reads a pubsub#max_items value: a positive integer or "max".
 func parseMaxItems(v string) (int, bool) {
 	if v == "max" {
@@ -173,7 +163,7 @@ func parseMaxItems(v string) (int, bool) {
 }
 
 // single returns the one value of f, or false.
-func single(f Field) (string, bool) {
+func single(f form.Field) (string, bool) {
 	if len(f.Values) != 1 {
 		return "", false
 	}
@@ -181,7 +171,7 @@ func single(f Field) (string, bool) {
 }
 
 // set applies one form field to c. It returns false for a field c does not model or a value it cannot take.
-func (c *Config) set(f Field) bool {
+func (c *Config) set(f form.Field) bool {
 	if f.Var == FieldRosterGroups {
 		if len(f.Values) > maxRosterGroups {
 			return false
@@ -207,7 +197,7 @@ func (c *Config) set(f Field) bool {
 		}
 		c.MaxItems = n
 	case FieldPersistItems, FieldNotifyRetract, FieldNotifyDelete, FieldDeliverPayloads:
-		b, ok := parseBool(v)
+		b, ok := form.ParseBool(v)
 		if !ok {
 			return false
 		}
@@ -247,13 +237,21 @@ func (c *Config) boolField(name string) *bool {
 // request). A field this package does not model, or a value it cannot take, is a not-acceptable error naming
 // the field; a FORM_TYPE other than pubsub#node_config is bad-request. maxItems is the module's per-node limit
 // (0: none).
-func (c Config) Apply(f *Form, maxItems int) (Config, error) {
-	if f.FormType != "" && f.FormType != NSNodeConfig {
+func (c Config) Apply(f *form.Form, maxItems int) (Config, error) {
+	if ft := f.FormType(); ft != "" && ft != NSNodeConfig {
 		return c, stanza.Errorf("bad-request", "FORM_TYPE must be "+NSNodeConfig)
 	}
+	return c.apply(f, maxItems)
+}
+
+// apply is Apply without the FORM_TYPE check.
+func (c Config) apply(f *form.Form, maxItems int) (Config, error) {
 	out := c
 	out.RosterGroups = slices.Clone(c.RosterGroups)
 	for _, fd := range f.Fields {
+		if fd.Var == form.FormType {
+			continue
+		}
 		if !out.set(fd) {
 			return c, stanza.Errorf("not-acceptable", "unsupported value or field "+fd.Var)
 		}
@@ -274,14 +272,14 @@ func (c Config) Apply(f *Form, maxItems int) (Config, error) {
 //     publisher asked for a guarantee the node would not give.
 //
 // A FORM_TYPE other than pubsub#publish-options is bad-request.
-func PublishConfig(cur Config, exists bool, opts *Form, maxItems int) (Config, error) {
+func PublishConfig(cur Config, exists bool, opts *form.Form, maxItems int) (Config, error) {
 	if opts == nil {
 		return cur, nil
 	}
-	if opts.FormType != "" && opts.FormType != NSPublishOptions {
+	if ft := opts.FormType(); ft != "" && ft != NSPublishOptions {
 		return cur, stanza.Errorf("bad-request", "FORM_TYPE must be "+NSPublishOptions)
 	}
-	want, err := cur.Apply(&Form{Type: opts.Type, Fields: opts.Fields}, maxItems)
+	want, err := cur.apply(opts, maxItems)
 	if err != nil {
 		return cur, ErrPreconditionNotMet
 	}
@@ -289,7 +287,7 @@ func PublishConfig(cur Config, exists bool, opts *Form, maxItems int) (Config, e
 		return want, nil
 	}
 	for _, fd := range opts.Fields {
-		if !cur.equalField(want, fd.Var) {
+		if fd.Var != form.FormType && !cur.equalField(want, fd.Var) {
 			return cur, ErrPreconditionNotMet
 		}
 	}
@@ -318,61 +316,35 @@ func (c Config) equalField(o Config, name string) bool {
 // AppendConfigureForm appends the owner's configure result for node (XEP-0060 section 8.2.1):
 // <pubsub xmlns='...#owner'><configure node='...'><x type='form'>...</x></configure></pubsub>.
 func AppendConfigureForm(b []byte, node string, c Config) []byte {
-	b = append(b, "<pubsub xmlns='"+NSOwner+"'><configure node='"...)
-	b = stanza.AppendEscape(b, node)
-	b = append(b, "'><x xmlns='"+NSData+"' type='form'>"...)
-	b = appendField(b, "FORM_TYPE", "hidden", NSNodeConfig)
-	b = appendListField(b, FieldAccessModel, string(c.AccessModel),
-		string(AccessOpen), string(AccessPresence), string(AccessRoster), string(AccessWhitelist))
 	maxItems := "max"
 	if c.MaxItems != MaxItemsMax {
 		maxItems = strconv.Itoa(c.MaxItems)
 	}
-	b = appendField(b, FieldMaxItems, "text-single", maxItems)
-	b = appendField(b, FieldPersistItems, "boolean", boolValue(c.PersistItems))
-	b = appendField(b, FieldNotifyRetract, "boolean", boolValue(c.NotifyRetract))
-	b = appendField(b, FieldNotifyDelete, "boolean", boolValue(c.NotifyDelete))
-	b = appendField(b, FieldDeliverPayloads, "boolean", boolValue(c.DeliverPayloads))
-	b = appendListField(b, FieldSendLast, string(c.SendLast),
-		string(SendLastNever), string(SendLastOnSub), string(SendLastOnSubPresence))
-	b = append(b, "<field var='"+FieldRosterGroups+"' type='list-multi'>"...)
-	for _, g := range c.RosterGroups {
-		b = append(b, "<value>"...)
-		b = stanza.AppendEscape(b, g)
-		b = append(b, "</value>"...)
+	list := func(name, value string, options ...string) form.Field {
+		fl := form.Field{Var: name, Type: form.ListSingle, Values: []string{value}}
+		for _, o := range options {
+			fl.Options = append(fl.Options, form.Option{Value: o})
+		}
+		return fl
 	}
-	b = append(b, "</field>"...)
-	b = appendField(b, FieldTitle, "text-single", c.Title)
-	return append(b, "</x></configure></pubsub>"...)
-}
-
-func boolValue(v bool) string {
-	if v {
-		return "1"
+	boolean := func(name string, v bool) form.Field {
+		return form.Field{Var: name, Type: form.Boolean, Values: []string{form.FormatBool(v)}}
 	}
-	return "0"
-}
-
-func appendField(b []byte, name, typ, value string) []byte {
-	b = append(b, "<field var='"...)
-	b = append(b, name...)
-	b = append(b, "' type='"...)
-	b = append(b, typ...)
-	b = append(b, "'><value>"...)
-	b = stanza.AppendEscape(b, value)
-	return append(b, "</value></field>"...)
-}
-
-func appendListField(b []byte, name, value string, options ...string) []byte {
-	b = append(b, "<field var='"...)
-	b = append(b, name...)
-	b = append(b, "' type='list-single'><value>"...)
-	b = stanza.AppendEscape(b, value)
-	b = append(b, "</value>"...)
-	for _, o := range options {
-		b = append(b, "<option><value>"...)
-		b = append(b, o...)
-		b = append(b, "</value></option>"...)
-	}
-	return append(b, "</field>"...)
+	f := form.New(form.TypeForm, NSNodeConfig).
+		Add(list(FieldAccessModel, string(c.AccessModel),
+			string(AccessOpen), string(AccessPresence), string(AccessRoster), string(AccessWhitelist))).
+		Add(form.Field{Var: FieldMaxItems, Type: form.TextSingle, Values: []string{maxItems}}).
+		Add(boolean(FieldPersistItems, c.PersistItems)).
+		Add(boolean(FieldNotifyRetract, c.NotifyRetract)).
+		Add(boolean(FieldNotifyDelete, c.NotifyDelete)).
+		Add(boolean(FieldDeliverPayloads, c.DeliverPayloads)).
+		Add(list(FieldSendLast, string(c.SendLast),
+			string(SendLastNever), string(SendLastOnSub), string(SendLastOnSubPresence))).
+		Add(form.Field{Var: FieldRosterGroups, Type: form.ListMulti, Values: slices.Clone(c.RosterGroups)}).
+		Add(form.Field{Var: FieldTitle, Type: form.TextSingle, Values: []string{c.Title}})
+	b = append(b, "<pubsub xmlns='"+NSOwner+"'><configure node='"...)
+	b = stanza.AppendEscape(b, node)
+	b = append(b, "'>"...)
+	b = f.Append(b)
+	return append(b, "</configure></pubsub>"...)
 }

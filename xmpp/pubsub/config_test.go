@@ -8,13 +8,21 @@ import (
 	"testing"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 )
 
-func form(fields ...string) *Form {
-	f := &Form{Type: "submit"}
+// submitted returns a submitted form with the given var, value pairs (no FORM_TYPE).
+func submitted(fields ...string) *form.Form {
+	f := &form.Form{Type: form.TypeSubmit}
 	for i := 0; i+1 < len(fields); i += 2 {
-		f.Fields = append(f.Fields, Field{Var: fields[i], Values: []string{fields[i+1]}})
+		f.Fields = append(f.Fields, form.Field{Var: fields[i], Values: []string{fields[i+1]}})
 	}
+	return f
+}
+
+// typed returns f with a FORM_TYPE field first.
+func typed(formType string, f *form.Form) *form.Form {
+	f.Fields = append([]form.Field{{Var: form.FormType, Type: form.Hidden, Values: []string{formType}}}, f.Fields...)
 	return f
 }
 
@@ -55,11 +63,11 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigApply(t *testing.T) {
 	base := DefaultConfig()
-	f := form(FieldAccessModel, "whitelist", FieldMaxItems, "max", FieldPersistItems, "false",
+	f := submitted(FieldAccessModel, "whitelist", FieldMaxItems, "max", FieldPersistItems, "false",
 		FieldNotifyRetract, "0", FieldNotifyDelete, "false", FieldDeliverPayloads, "0", FieldSendLast, "never",
 		FieldTitle, "Devices")
-	f.FormType = NSNodeConfig
-	f.Fields = append(f.Fields, Field{Var: FieldRosterGroups, Values: []string{"a", "b"}})
+	f = typed(NSNodeConfig, f)
+	f.Fields = append(f.Fields, form.Field{Var: FieldRosterGroups, Values: []string{"a", "b"}})
 	got, err := base.Apply(f, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -72,26 +80,26 @@ func TestConfigApply(t *testing.T) {
 	if !reflect.DeepEqual(base, DefaultConfig()) {
 		t.Errorf("Apply changed its receiver: %+v", base)
 	}
-	got, err = base.Apply(form(FieldMaxItems, "7", FieldPersistItems, "true"), 7)
+	got, err = base.Apply(submitted(FieldMaxItems, "7", FieldPersistItems, "true"), 7)
 	if err != nil || got.MaxItems != 7 || !got.PersistItems {
 		t.Errorf("Apply max_items 7 = %+v, %v", got, err)
 	}
 
 	for _, c := range []struct {
 		name string
-		f    *Form
+		f    *form.Form
 		cond string
 	}{
-		{"unknown field", form("pubsub#type", "x"), "not-acceptable"},
-		{"bad access model", form(FieldAccessModel, "authorize"), "not-acceptable"},
-		{"bad max_items", form(FieldMaxItems, "0"), "not-acceptable"},
-		{"max_items text", form(FieldMaxItems, "many"), "not-acceptable"},
-		{"max_items above the limit", form(FieldMaxItems, "11"), "not-acceptable"},
-		{"bad boolean", form(FieldPersistItems, "yes"), "not-acceptable"},
-		{"bad send_last", form(FieldSendLast, "always"), "not-acceptable"},
-		{"two values", &Form{Type: "submit", Fields: []Field{{Var: FieldAccessModel, Values: []string{"open", "roster"}}}}, "not-acceptable"},
-		{"no value", &Form{Type: "submit", Fields: []Field{{Var: FieldAccessModel}}}, "not-acceptable"},
-		{"other FORM_TYPE", &Form{Type: "submit", FormType: NSPublishOptions}, "bad-request"},
+		{"unknown field", submitted("pubsub#type", "x"), "not-acceptable"},
+		{"bad access model", submitted(FieldAccessModel, "authorize"), "not-acceptable"},
+		{"bad max_items", submitted(FieldMaxItems, "0"), "not-acceptable"},
+		{"max_items text", submitted(FieldMaxItems, "many"), "not-acceptable"},
+		{"max_items above the limit", submitted(FieldMaxItems, "11"), "not-acceptable"},
+		{"bad boolean", submitted(FieldPersistItems, "yes"), "not-acceptable"},
+		{"bad send_last", submitted(FieldSendLast, "always"), "not-acceptable"},
+		{"two values", &form.Form{Type: "submit", Fields: []form.Field{{Var: FieldAccessModel, Values: []string{"open", "roster"}}}}, "not-acceptable"},
+		{"no value", &form.Form{Type: "submit", Fields: []form.Field{{Var: FieldAccessModel}}}, "not-acceptable"},
+		{"other FORM_TYPE", typed(NSPublishOptions, submitted()), "bad-request"},
 	} {
 		got, err := base.Apply(c.f, 10)
 		if err == nil {
@@ -116,11 +124,11 @@ func TestPublishConfig(t *testing.T) {
 		t.Errorf("no options: %+v, %v", got, err)
 	}
 	// Existing node: matching options (in any spelling of the same value) leave it as it is.
-	for _, f := range []*Form{
-		form(FieldAccessModel, "open"),
-		form(FieldAccessModel, "open", FieldMaxItems, "max"),
-		form(FieldPersistItems, "true", FieldDeliverPayloads, "1"),
-		{Type: "submit", FormType: NSPublishOptions},
+	for _, f := range []*form.Form{
+		submitted(FieldAccessModel, "open"),
+		typed(NSPublishOptions, submitted(FieldAccessModel, "open", FieldMaxItems, "max")),
+		submitted(FieldPersistItems, "true", FieldDeliverPayloads, "1"),
+		typed(NSPublishOptions, submitted()),
 	} {
 		got, err := PublishConfig(cur, true, f, 100)
 		if err != nil || !reflect.DeepEqual(got, cur) {
@@ -128,14 +136,14 @@ func TestPublishConfig(t *testing.T) {
 		}
 	}
 	// Existing node: any difference, or anything that cannot be compared, is precondition-not-met.
-	for _, f := range []*Form{
-		form(FieldAccessModel, "presence"),
-		form(FieldAccessModel, "open", FieldMaxItems, "1"),
-		form(FieldPersistItems, "false"),
-		form(FieldSendLast, "never"),
-		form("pubsub#unknown", "x"),
-		form(FieldMaxItems, "bogus"),
-		form(FieldMaxItems, "200"), // above the limit: it cannot be the node's value
+	for _, f := range []*form.Form{
+		submitted(FieldAccessModel, "presence"),
+		submitted(FieldAccessModel, "open", FieldMaxItems, "1"),
+		submitted(FieldPersistItems, "false"),
+		submitted(FieldSendLast, "never"),
+		submitted("pubsub#unknown", "x"),
+		submitted(FieldMaxItems, "bogus"),
+		submitted(FieldMaxItems, "200"), // above the limit: it cannot be the node's value
 	} {
 		_, err := PublishConfig(cur, true, f, 100)
 		if !errors.Is(err, ErrPreconditionNotMet) {
@@ -147,16 +155,16 @@ func TestPublishConfig(t *testing.T) {
 		}
 	}
 	// New node: the options become its configuration, on top of the defaults.
-	got, err = PublishConfig(DefaultConfig(), false, form(FieldAccessModel, "open", FieldMaxItems, "max"), 100)
+	got, err = PublishConfig(DefaultConfig(), false, submitted(FieldAccessModel, "open", FieldMaxItems, "max"), 100)
 	want := DefaultConfig()
 	want.AccessModel, want.MaxItems = AccessOpen, MaxItemsMax
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("new node: %+v, %v; want %+v", got, err, want)
 	}
-	if _, err := PublishConfig(DefaultConfig(), false, form("pubsub#unknown", "x"), 0); !errors.Is(err, ErrPreconditionNotMet) {
+	if _, err := PublishConfig(DefaultConfig(), false, submitted("pubsub#unknown", "x"), 0); !errors.Is(err, ErrPreconditionNotMet) {
 		t.Errorf("new node with an unknown option: %v, want precondition-not-met", err)
 	}
-	_, err = PublishConfig(cur, true, &Form{Type: "submit", FormType: NSNodeConfig}, 0)
+	_, err = PublishConfig(cur, true, typed(NSNodeConfig, submitted()), 0)
 	if cond, _ := condition(t, err); cond != "bad-request" {
 		t.Errorf("options of another FORM_TYPE: %v", err)
 	}

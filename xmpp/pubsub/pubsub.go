@@ -25,7 +25,6 @@ const (
 	NSErrors         = "http://jabber.org/protocol/pubsub#errors"
 	NSNodeConfig     = "http://jabber.org/protocol/pubsub#node_config"
 	NSPublishOptions = "http://jabber.org/protocol/pubsub#publish-options"
-	NSData           = "jabber:x:data"
 )
 
 // OMEMO (XEP-0384) node names, for modules and tests. Legacy (0.3, "axolotl") bundles live on one node per

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/stanza"
 	"parley.im/parley/xmpp/stream"
 )
@@ -45,13 +46,13 @@ type Item struct {
 type Request struct {
 	Op       Op
 	Node     string
-	Items    []Item // publish: exactly one; retract: at least one, with ids; items: the requested ids, if any
-	MaxItems int    // items: the max_items attribute, 0 if absent
-	Notify   bool   // retract: notify='true'
-	Options  *Form  // publish: the publish-options form, nil if none
-	Config   *Form  // configure: the submitted form (nil for a get); create: the <configure/> form, if any
-	JID      string // subscribe, unsubscribe: the jid attribute, as sent (the module parses and checks it)
-	SubID    string // unsubscribe: the subid attribute
+	Items    []Item     // publish: exactly one; retract: at least one, with ids; items: the requested ids, if any
+	MaxItems int        // items: the max_items attribute, 0 if absent
+	Notify   bool       // retract: notify='true'
+	Options  *form.Form // publish: the publish-options form, nil if none
+	Config   *form.Form // configure: the submitted form (nil for a get); create: the <configure/> form, if any
+	JID      string     // subscribe, unsubscribe: the jid attribute, as sent (the module parses and checks it)
+	SubID    string     // unsubscribe: the subid attribute
 }
 
 // ValidFor reports whether the request may come in an iq of type typ ("get" or "set").
@@ -230,23 +231,11 @@ func (p *parser) attr(el []byte, name string) string {
 }
 
 // form parses the single data form among the children of el, if any.
-func (p *parser) form(el []byte) *Form {
-	var f *Form
-	stanza.Children(inner(el), func(local, ns string, c []byte) bool {
-		if local != "x" || ns != NSData {
-			return true
-		}
-		if f != nil {
-			p.fail(stanza.Errorf("bad-request", "more than one data form"))
-			return false
-		}
-		var err *stanza.Error
-		if f, err = parseForm(c); err != nil {
-			p.fail(err)
-			return false
-		}
-		return true
-	})
+func (p *parser) form(el []byte) *form.Form {
+	f, err := parseForms(el)
+	if err != nil {
+		p.fail(err)
+	}
 	return f
 }
 
@@ -330,12 +319,12 @@ func (p *parser) parse(req *Request, el, options, configure []byte) {
 		}
 		if options != nil && p.err == nil {
 			req.Options = p.form(options)
-			if p.err == nil && req.Options != nil && req.Options.Type != "submit" {
+			if p.err == nil && req.Options != nil && req.Options.Type != form.TypeSubmit {
 				p.fail(stanza.Errorf("bad-request", "publish-options must be a submitted form"))
 			}
 		}
 	case OpRetract:
-		req.Notify, _ = parseBool(stanza.ChildAttr(el, "notify"))
+		req.Notify, _ = form.ParseBool(stanza.ChildAttr(el, "notify"))
 		req.Items = p.items(el, true, false)
 		if p.err == nil && len(req.Items) == 0 {
 			p.fail(ErrItemRequired)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -63,11 +64,12 @@ func TestParsePublishOMEMO(t *testing.T) {
 	if len(r.Items) != 1 || r.Items[0].ID != "current" || string(r.Items[0].Payload) != payload {
 		t.Fatalf("items = %+v, want the payload byte for byte:\n%s", r.Items, payload)
 	}
-	if r.Options == nil || r.Options.Type != "submit" || r.Options.FormType != NSPublishOptions {
+	if r.Options == nil || r.Options.Type != "submit" || r.Options.FormType() != NSPublishOptions {
 		t.Fatalf("options = %+v", r.Options)
 	}
-	want := []Field{{Var: FieldAccessModel, Values: []string{"open"}}, {Var: FieldMaxItems, Values: []string{"max"}}}
-	if !slices.EqualFunc(r.Options.Fields, want, func(a, b Field) bool {
+	want := []form.Field{{Var: form.FormType, Values: []string{NSPublishOptions}},
+		{Var: FieldAccessModel, Values: []string{"open"}}, {Var: FieldMaxItems, Values: []string{"max"}}}
+	if !slices.EqualFunc(r.Options.Fields, want, func(a, b form.Field) bool {
 		return a.Var == b.Var && slices.Equal(a.Values, b.Values)
 	}) {
 		t.Errorf("option fields = %+v, want %+v", r.Options.Fields, want)
@@ -142,7 +144,7 @@ func TestParseOtherRequests(t *testing.T) {
 	if r.Op != OpConfigure || r.Config == nil || !r.ValidFor("set") || r.ValidFor("get") {
 		t.Fatalf("configure set = %+v", r)
 	}
-	if f, ok := r.Config.Field(FieldRosterGroups); !ok || !slices.Equal(f.Values, []string{"friends & family", "work"}) {
+	if f := r.Config.Field(FieldRosterGroups); f == nil || !slices.Equal(f.Values, []string{"friends & family", "work"}) {
 		t.Errorf("roster groups field = %+v", f)
 	}
 	r = mustParse(t, owner_+"<delete node='n'/>"+close_)
