@@ -28,6 +28,11 @@ type session struct {
 	mu         sync.Mutex
 	conn       *conn // nil while hibernating
 	ended      bool
+	// late are messages the router handed over after the session ended but before terminate routed its
+	// unacknowledged messages again (the router picked the session just before it was unbound); rerouted is
+	// set once terminate has done so. Neither kind of message is refused: it would be lost.
+	late     []*stanza.Stanza
+	rerouted bool
 	presence   *stanza.Stanza
 	priority   int
 	interested bool
@@ -73,8 +78,19 @@ func (s *session) SendBatch(b module.WriteBatch, st *stanza.Stanza) error {
 func (s *session) send(b *transport.Batch, st *stanza.Stanza) error {
 	s.mu.Lock()
 	if s.ended {
+		if !reroutable(st) {
+			s.mu.Unlock()
+			return errClosed
+		}
+		if !s.rerouted {
+			s.late = append(s.late, st) // terminate routes it again after the unacknowledged ones
+			s.mu.Unlock()
+			return nil
+		}
 		s.mu.Unlock()
-		return errClosed
+		// The session is unbound by now: the router cannot pick it again.
+		s.srv.router.Route(context.Background(), st)
+		return nil
 	}
 	if s.inactive {
 		if s.hold(st) {
@@ -313,17 +329,34 @@ func (s *session) hibernate(c *conn) {
 // messages the client never acknowledged are routed again, so that they reach another resource or offline
 // storage rather than being lost (XEP-0198 section 5).
 func (s *session) terminate() {
+	unacked, ok := s.markEnded()
+	if ok {
+		s.finish(unacked)
+	}
+}
+
+// markEnded is terminate's first half: the session takes no more stanzas for its client, and its
+// unacknowledged ones are taken out. It reports false if the session had ended already.
+func (s *session) markEnded() (unacked []*stanza.Stanza, ok bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ended {
-		s.mu.Unlock()
-		return
+		return nil, false
 	}
 	s.ended = true
 	if s.sm.timer != nil {
 		s.sm.timer.Stop()
 	}
-	unacked := s.sm.unacked
+	unacked = s.sm.unacked
 	s.sm.unacked, s.sm.unackedSz = nil, 0
+	return unacked, true
+}
+
+// finish is terminate's second half: unbind, the Closed hooks, then every message the client never got is
+// routed again (another resource, or offline storage): the unacknowledged ones, then those handed over after
+// the session ended (late).
+func (s *session) finish(unacked []*stanza.Stanza) {
+	s.mu.Lock()
 	resumable, id := s.sm.resumable, s.sm.id
 	s.mu.Unlock()
 	if resumable {
@@ -334,12 +367,35 @@ func (s *session) terminate() {
 	s.srv.router.Notify(ctx, module.Closed, s)
 	n := 0
 	for _, st := range unacked {
-		if st.Kind == stanza.Message && st.Type != "error" && st.Type != "groupchat" {
+		if reroutable(st) {
 			s.srv.router.Route(ctx, st)
 			n++
 		}
 	}
-	s.srv.log.Info("session ended", "session", s.id, "jid", s.jid.String(), "rerouted_unacked", n)
+	s.mu.Lock()
+	late := s.late
+	s.late, s.rerouted = nil, true
+	s.mu.Unlock()
+	for _, st := range late {
+		s.srv.router.Route(ctx, st)
+	}
+	s.srv.log.Info("session ended", "session", s.id, "jid", s.jid.String(), "rerouted_unacked", n, "rerouted_late", len(late))
+}
+
+// reroutable reports whether a stanza a session's client never got is routed again when the session ends: a
+// message that is not an error, a groupchat message (the room has it), a carbon copy or an archive result (both
+// addressed to this resource only, and meaningless to another).
+func reroutable(st *stanza.Stanza) bool {
+	if st.Kind != stanza.Message || st.Type == "error" || st.Type == "groupchat" {
+		return false
+	}
+	copied := false
+	stanza.Children(st.Payload(), func(local, ns string, _ []byte) bool {
+		copied = (ns == "urn:xmpp:carbons:2" && (local == "sent" || local == "received")) ||
+			(ns == "urn:xmpp:mam:2" && local == "result")
+		return !copied
+	})
+	return !copied
 }
 
 var _ module.Session = (*session)(nil)
