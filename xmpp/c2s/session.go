@@ -25,14 +25,14 @@ type session struct {
 	id  string // the id of the connection that bound it, for logs
 	jid jid.JID
 
-	mu         sync.Mutex
-	conn       *conn // nil while hibernating
-	ended      bool
+	mu    sync.Mutex
+	conn  *conn // nil while hibernating
+	ended bool
 	// late are messages the router handed over after the session ended but before terminate routed its
 	// unacknowledged messages again (the router picked the session just before it was unbound); rerouted is
 	// set once terminate has done so. Neither kind of message is refused: it would be lost.
-	late     []*stanza.Stanza
-	rerouted bool
+	late       []*stanza.Stanza
+	rerouted   bool
 	presence   *stanza.Stanza
 	priority   int
 	interested bool
