@@ -164,7 +164,7 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		return auth.DeriveAll(password, cfg.Auth.ScramIterations)
 	}
 	return []module.Module{
-		roster.New(cfg.Roster, store),
+		roster.New(cfg.Roster, store, store),
 		// presence uses the roster store and pushes through package roster.
 		presence.New(store, store),
 		// archive before carbons: it stamps the stanza-id that carbon copies carry, and it drops client retries

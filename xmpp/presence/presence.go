@@ -23,8 +23,9 @@ import (
 )
 
 // pendingKey prefixes the key-value records that hold inbound subscription requests awaiting an answer; the
-// request is redelivered at each login until the user answers it (RFC 6121 3.1.3).
-const pendingKey = "presence/pending-in/"
+// request is redelivered at each login until the user answers it (RFC 6121 3.1.3). The roster module owns the
+// name, because removing the contact answers the request too.
+const pendingKey = roster.PendingKey
 
 // Caps is a session's XEP-0115 capabilities announcement.
 type Caps struct {

@@ -22,7 +22,7 @@ import (
 func setup(t *testing.T) (*moduletest.Host, storage.Store) {
 	t.Helper()
 	st := moduletest.Store(t)
-	return moduletest.New(t, roster.New(roster.Config{}, st), presence.New(st, st)), st
+	return moduletest.New(t, roster.New(roster.Config{}, st, st), presence.New(st, st)), st
 }
 
 // befriend stores owner's roster item for contact with subscription sub.
@@ -472,4 +472,33 @@ func TestSubscriptionRequestsGoToInterestedAvailableResources(t *testing.T) {
 	same(t, "interested and available", presences(interested.Received()), "subscribe erin@other.org")
 	same(t, "available, never asked for the roster", presences(uninterested.Received()))
 	same(t, "interested, not available", presences(unavailable.Received()))
+}
+
+// A subscription request the user never answered was redelivered at every login even after the user removed
+// the contact from the roster (RFC 6121 2.5.2: removal declines it). The contact is told unsubscribed, and the
+// request is forgotten.
+func TestDefectRemovedContactsPendingRequestForgotten(t *testing.T) {
+	ctx := t.Context()
+	h, st := setup(t)
+	befriend(t, st, "alice@example.net", "erin@other.org", storage.SubNone)
+	h.Router.Route(ctx, moduletest.Presence("erin@other.org/home", "alice@example.net", "subscribe", ""))
+
+	phone := h.Connect(ctx, "alice@example.net/phone")
+	phone.SetInterested()
+	mustPresence(t, h, phone, "", "", "")
+	if n := len(moduletest.Only(phone.Received(), stanza.Presence, "subscribe")); n != 1 {
+		t.Fatalf("after login: %d subscribe requests, want erin's", n)
+	}
+	h.Router.Reset()
+	if r := h.SendIQ(ctx, phone, "set", "<query xmlns='jabber:iq:roster'><item jid='erin@other.org' subscription='remove'/></query>"); r.Type != "result" {
+		t.Fatalf("remove: %s", r.Raw)
+	}
+	same(t, "to erin", leftTo(h), "unsubscribed alice@example.net -> erin@other.org")
+
+	laptop := h.Connect(ctx, "alice@example.net/laptop")
+	laptop.SetInterested()
+	mustPresence(t, h, laptop, "", "", "")
+	if n := len(moduletest.Only(laptop.Received(), stanza.Presence, "subscribe")); n != 0 {
+		t.Errorf("the declined request was redelivered %d times after the contact's removal", n)
+	}
 }

@@ -40,7 +40,7 @@ func decode(t *testing.T, s *stanza.Stanza) iqQuery {
 func setup(t *testing.T, cfg roster.Config) (*moduletest.Host, storage.Store) {
 	t.Helper()
 	st := moduletest.Store(t)
-	return moduletest.New(t, roster.New(cfg, st)), st
+	return moduletest.New(t, roster.New(cfg, st, st)), st
 }
 
 const alice = "alice@example.net"
