@@ -60,19 +60,7 @@ func hibernatingSession(srv *Server, full string) *session {
 // their senders) must reach the Undeliverable stage (offline storage) before the store closes, once each; a
 // message of one hibernating resource must not be handed to another resource of the account that is ending too.
 func TestDefectShutdownHandsHibernatedMessagesToOffline(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	domain := jid.MustParse("example.net")
-	reg := module.NewRegistry()
-	r := router.New(domain, reg, nil, log)
-	rec := &stageRecorder{}
-	if err := reg.Register([]module.Module{rec}, r, domain, log); err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	srv, err := New(Config{AllowPlaintext: true}, domain, nil, nil, r, reg, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, r, rec := newRecordingServer(t)
 	phone := hibernatingSession(srv, "bob@example.net/phone")
 	tablet := hibernatingSession(srv, "bob@example.net/tablet")
 	from := jid.MustParse("alice@example.net/laptop")
