@@ -1,6 +1,9 @@
 package transport
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
 // Budget bounds the inline writes of one burst: how many recipients' sockets, and how many bytes, the goroutine
 // that releases a Batch writes itself before it hands the remaining queues to their writer goroutines. An inline
@@ -74,13 +77,19 @@ func (b *Batch) Release() {
 	}
 	recipients, bytes := budget.Recipients, budget.Bytes
 	for i, q := range qs {
-		// Within the budget the queue is written inline if its socket has room; what would overrun the byte
-		// budget goes to a writer goroutine, and so does everything once the recipients are used up.
-		limit := bytes
-		if recipients <= 0 {
-			limit = -1
+		if recipients <= 0 || bytes <= 0 {
+			// The budget is spent: one goroutine writes the rest, as the sender would have. A writer goroutine
+			// per remaining recipient would cost a goroutine start and wake-up each (most of a large room's
+			// fan-out), where one hand-off costs one.
+			rest := make([]*Queue, len(qs)-i)
+			copy(rest, qs[i:])
+			clear(qs[i:])
+			go handOff(rest)
+			break
 		}
-		wrote, n := q.kick(limit)
+		// Within the budget the queue is written inline if its socket has room; what would overrun the byte
+		// budget goes to a writer goroutine.
+		wrote, n := q.kick(bytes)
 		if wrote {
 			recipients--
 			bytes -= n
@@ -90,4 +99,12 @@ func (b *Batch) Release() {
 	b.mu.Lock()
 	b.spare = qs[:0]
 	b.mu.Unlock()
+}
+
+// handOff writes the queues a Release had no budget left for: each inline where its socket has room, the
+// others through their writer goroutines.
+func handOff(qs []*Queue) {
+	for _, q := range qs {
+		q.kick(math.MaxInt)
+	}
 }

@@ -11,18 +11,23 @@ import (
 	"parley.im/parley/xmpp/internal/tcptest"
 )
 
-// inlineCounter counts the writes made by a goroutine other than a queue's writer goroutine: those the
-// releasing sender made itself.
+// inlineCounter counts the writes made by a goroutine other than a queue's writer goroutine or the hand-off
+// goroutine of a spent budget: those the releasing sender made itself.
 type inlineCounter struct {
 	net.Conn
-	inline, handed *atomic.Int64
+	inline, handed, handOff *atomic.Int64
 }
 
 func (c *inlineCounter) Write(p []byte) (int, error) {
 	buf := make([]byte, 8<<10)
-	if bytes.Contains(buf[:runtime.Stack(buf, false)], []byte("(*Queue).drain")) {
+	st := buf[:runtime.Stack(buf, false)]
+	switch {
+	case bytes.Contains(st, []byte("transport.handOff")):
+		c.handOff.Add(1)
 		c.handed.Add(1)
-	} else {
+	case bytes.Contains(st, []byte("(*Queue).drain")):
+		c.handed.Add(1)
+	default:
 		c.inline.Add(1)
 	}
 	return c.Conn.Write(p)
@@ -45,7 +50,7 @@ func TestBatchInlineWriteBudget(t *testing.T) {
 		{"10 of 16 KiB, byte budget", 10, 16 << 10, Budget{Recipients: 100, Bytes: 64 << 10}, 4, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var inline, handed atomic.Int64
+			var inline, handed, handOff atomic.Int64
 			msg := bytes.Repeat([]byte("x"), tc.size)
 			b := &Batch{Budget: tc.budget}
 			clients := make([]net.Conn, tc.recipients)
@@ -53,7 +58,7 @@ func TestBatchInlineWriteBudget(t *testing.T) {
 			for i := range tc.recipients {
 				sc, cc := tcptest.Pair(t)
 				clients[i] = cc
-				q := &Queue{Max: 1 << 20, conn: &inlineCounter{Conn: sc, inline: &inline, handed: &handed}}
+				q := &Queue{Max: 1 << 20, conn: &inlineCounter{Conn: sc, inline: &inline, handed: &handed, handOff: &handOff}}
 				if q.SetRoom(SendRoom(Parkable(sc))); q.room == nil {
 					t.Fatal("no send-buffer check on a TCP socket")
 				}
@@ -89,6 +94,11 @@ func TestBatchInlineWriteBudget(t *testing.T) {
 			}
 			if total := inline.Load() + handed.Load(); total < int64(tc.recipients) {
 				t.Errorf("%d writes for %d recipients", total, tc.recipients)
+			}
+			// Past the budget, one hand-off goroutine writes the rest (every socket here has room), not a
+			// writer goroutine per recipient.
+			if rest := int64(tc.recipients) - inline.Load(); tc.name == "room of 100, default budget" && handOff.Load() < rest {
+				t.Errorf("the hand-off wrote %d of the %d recipients past the budget", handOff.Load(), rest)
 			}
 		})
 	}
