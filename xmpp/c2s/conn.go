@@ -62,7 +62,8 @@ type conn struct {
 	// noSTARTTLS is set for transports that cannot upgrade (WebSocket): STARTTLS is neither offered nor required.
 	noSTARTTLS bool
 	cb         *auth.ChannelBindings
-	user       string // authenticated localpart
+	saslStream *auth.Stream // what this stream's SASL offered and saw (auth.Stream)
+	user       string       // authenticated localpart
 	jid        jid.JID
 	fromAttr   []byte // ` from='full-jid'`, stamped on every stanza the client sends
 	lang       string

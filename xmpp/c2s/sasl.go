@@ -23,7 +23,11 @@ func (c *conn) saslFeatures() []byte {
 		b = append(b, "<starttls xmlns='"+nsTLS+"'/>"...)
 	}
 	b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)
-	for _, m := range c.srv.auth.Mechanisms(c.cb, tlsActive) {
+	mechs := c.srv.auth.Mechanisms(c.cb, tlsActive)
+	// What this stream offers, for the gs2 "y" rule and the XEP-0474 hash (auth.Stream). A new stream (after
+	// STARTTLS) starts a new record.
+	c.saslStream = &auth.Stream{Mechanisms: mechs, CBTypes: c.cb.Types()}
+	for _, m := range mechs {
 		b = append(b, "<mechanism>"...)
 		b = append(b, m...)
 		b = append(b, "</mechanism>"...)
@@ -84,7 +88,7 @@ func (c *conn) negotiateSASL() error {
 					continue
 				}
 			}
-			ex, err = c.srv.auth.Start(c.ctx, a.Mechanism, c.cb, c.secure(), initial)
+			ex, err = c.srv.auth.StartStream(c.ctx, c.saslStream, a.Mechanism, c.cb, c.secure(), initial)
 			if err != nil {
 				fail(auth.Condition(err))
 				ex = nil
