@@ -48,6 +48,7 @@ type conn struct {
 	nc        net.Conn // raw TCP connection; closing it ends everything
 	rw        net.Conn // what is read and written: nc, or the TLS connection over it
 	ip, id    string
+	ipKey     string // addrKey(ip): what the per-address limits count under
 	directTLS bool
 	log       *slog.Logger
 	ctx       context.Context

@@ -39,8 +39,7 @@ type Server struct {
 
 	connRate   *connRate
 	conns      connCounter
-	ipFails    *failures
-	acctFails  *failures
+	throttle   *authThrottle
 	nextID     atomic.Uint64
 	Stats      Stats
 	mu         sync.Mutex
@@ -103,12 +102,11 @@ func New(cfg Config, domain jid.JID, tlsConfig *tls.Config, leafDER []byte, r *r
 	}
 	s := &Server{
 		cfg: cfg, domain: domain, tls: tlsConfig, leafDER: leafDER, router: r, reg: reg, auth: a, log: log,
-		connRate:  newConnRate(cfg.ConnRatePerIP, cfg.ConnBurstPerIP),
-		conns:     connCounter{limit: cfg.MaxConnsPerIP, m: make(map[string]int)},
-		ipFails:   newFailures(cfg.AuthFailuresPerIP, cfg.AuthFailureWindow),
-		acctFails: newFailures(cfg.AuthFailuresPerAccount, cfg.AuthFailureWindow),
-		live:      make(map[*conn]struct{}),
-		resumes:   make(map[string]*session),
+		connRate: newConnRate(cfg.ConnRatePerIP, cfg.ConnBurstPerIP),
+		conns:    connCounter{limit: cfg.MaxConnsPerIP, m: make(map[string]int)},
+		throttle: newAuthThrottle(cfg),
+		live:     make(map[*conn]struct{}),
+		resumes:  make(map[string]*session),
 	}
 	for _, f := range reg.StreamFeatures() {
 		s.features = append(s.features, f...)
@@ -189,7 +187,7 @@ func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
 func (s *Server) admit(ip string) string { return s.admitAt(ip, time.Now()) }
 
 func (s *Server) admitAt(ip string, now time.Time) string {
-	if ok, warn := s.connRate.allow(ip, now); !ok {
+	if ok, warn := s.connRate.allow(addrKey(ip), now); !ok {
 		s.Stats.Refused.Add(1)
 		if warn {
 			s.log.Warn("connection rate per ip exceeded; refusing until it slows down", "ip", ip,
@@ -207,7 +205,7 @@ func (s *Server) admitAt(ip string, now time.Time) string {
 
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
 	id := "c" + strconv.FormatUint(s.nextID.Add(1), 10)
-	c := &conn{srv: s, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}
+	c := &conn{srv: s, ip: ip, ipKey: addrKey(ip), id: id, directTLS: directTLS, log: s.log.With("conn", id)}
 	c.nc = c.out.Init(nc, s.cfg.MaxQueue, s.cfg.WriteTimeout) // raw socket I/O for TCP (package sock)
 	c.out.OnFailed = func(err error) { c.log.Debug("write failed", "err", err) }
 	c.out.OnClose = c.wakeClosed
