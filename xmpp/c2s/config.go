@@ -55,6 +55,9 @@ type Config struct {
 	AuthMaxDelay           time.Duration `yaml:"auth_max_delay"`
 	AuthIPMaxDelay         time.Duration `yaml:"auth_ip_max_delay"`
 	AuthFailureWindow      time.Duration `yaml:"auth_failure_window"`
+	// FASTTokenExpiry is the lifetime of a FAST token (XEP-0484), with which a client logs in again without
+	// its password. Default 336h (14 days); negative turns FAST off.
+	FASTTokenExpiry time.Duration `yaml:"fast_token_expiry"`
 	// ResourceConflict is the policy when a client binds a resource already in use: "kick_old" (default: the
 	// older session gets a conflict stream error, as Prosody and ejabberd do) or "refuse" (the new bind fails
 	// with conflict).
@@ -94,6 +97,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.AuthIPMaxDelay, time.Second)
 	defDur(&c.AuthFailureWindow, 15*time.Minute)
 	defDur(&c.ResumeTimeout, 5*time.Minute)
+	defDur(&c.FASTTokenExpiry, 14*24*time.Hour)
 	if c.ResourceConflict == "" {
 		c.ResourceConflict = "kick_old"
 	}

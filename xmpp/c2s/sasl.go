@@ -33,6 +33,7 @@ func (c *conn) saslFeatures() []byte {
 		b = append(b, "</mechanism>"...)
 	}
 	b = append(b, "</mechanisms>"...)
+	b = c.appendSASL2Feature(b, mechs)
 	if c.cb != nil && len(c.cb.Types()) > 0 {
 		// XEP-0440: tell the client which channel-binding types it may use.
 		b = append(b, "<sasl-channel-binding xmlns='"+nsSASLCB+"'>"...)
@@ -120,6 +121,14 @@ func (c *conn) negotiateSASL() error {
 			}
 			if done {
 				return nil
+			}
+		case el.NS == nsSASL2 && el.Local == "authenticate":
+			if ex != nil {
+				return &streamError{"policy-violation", "SASL2 in the middle of a SASL exchange"}
+			}
+			done, err := c.negotiateSASL2(el)
+			if err != nil || done {
+				return err
 			}
 		case el.NS == nsSASL && el.Local == "abort":
 			ex = nil

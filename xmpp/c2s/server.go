@@ -45,7 +45,9 @@ type Server struct {
 	mu         sync.Mutex
 	live       map[*conn]struct{}
 	registerOn bool
-	closing    atomic.Bool // Shutdown has begun: no new connections
+	carbonsOn  bool         // XEP-0280 is served: Bind 2 may enable it inline
+	fast       *auth.Tokens // FAST (XEP-0484); nil: off
+	closing    atomic.Bool  // Shutdown has begun: no new connections
 
 	resumeMu sync.Mutex
 	resumes  map[string]*session // XEP-0198 resumption ids of live and hibernating sessions
@@ -112,6 +114,7 @@ func New(cfg Config, domain jid.JID, tlsConfig *tls.Config, leafDER []byte, r *r
 		s.features = append(s.features, f...)
 	}
 	s.registerOn = reg.IQHandler(module.PreAuth, "get", nsRegister, "query") != nil
+	s.carbonsOn = reg.IQHandler(module.Account, "set", nsCarbons, "enable") != nil
 	return s, nil
 }
 

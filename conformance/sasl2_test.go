@@ -1,0 +1,254 @@
+package conformance
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const sasl2NS = "urn:xmpp:sasl:2"
+
+// sasl2Result is the server's answer to a SASL2 <authenticate/> or <response/>.
+type sasl2Result struct {
+	kind string // challenge, success, or the failure condition
+	data []byte // challenge or additional-data, decoded
+	el   string // the element as received
+}
+
+func (x *xmppConn) sasl2Outcome() sasl2Result {
+	x.t.Helper()
+	el, err := x.next(10 * time.Second)
+	if err != nil {
+		x.t.Fatalf("waiting for the SASL2 answer: %v", err)
+	}
+	var v struct {
+		XMLName    xml.Name
+		Data       string `xml:",chardata"`
+		Additional string `xml:"additional-data"`
+		Inner      []struct {
+			XMLName xml.Name
+		} `xml:",any"`
+	}
+	if err := xml.Unmarshal([]byte(el), &v); err != nil || v.XMLName.Space != sasl2NS {
+		x.t.Fatalf("not a SASL2 element: %s", el)
+	}
+	switch v.XMLName.Local {
+	case "challenge":
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v.Data))
+		if err != nil {
+			x.t.Fatalf("bad base64 in %s", el)
+		}
+		return sasl2Result{"challenge", b, el}
+	case "success":
+		b, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(v.Additional))
+		return sasl2Result{"success", b, el}
+	case "failure":
+		for _, c := range v.Inner {
+			if c.XMLName.Local != "text" {
+				return sasl2Result{c.XMLName.Local, nil, el}
+			}
+		}
+	}
+	x.t.Fatalf("unexpected SASL2 element %s", el)
+	return sasl2Result{}
+}
+
+// scram2 runs a SCRAM exchange over SASL2 with extra inline elements in <authenticate/> (user agent, Bind 2,
+// FAST requests) and returns the final result; on success the server signature is checked.
+func (x *xmppConn) scram2(mech, user, password, inline string) sasl2Result {
+	x.t.Helper()
+	newHash := scramHashes[mech]
+	nb := make([]byte, 18)
+	rand.Read(nb)
+	cnonce := base64.RawURLEncoding.EncodeToString(nb)
+	gs2 := "n,,"
+	clientFirstBare := "n=" + user + ",r=" + cnonce
+	x.send(`<authenticate xmlns='` + sasl2NS + `' mechanism='` + mech + `'><initial-response>` + b64s(gs2+clientFirstBare) +
+		`</initial-response>` + inline + `</authenticate>`)
+	r := x.sasl2Outcome()
+	if r.kind != "challenge" {
+		return r
+	}
+	attrs := map[string]string{}
+	for _, kv := range strings.Split(string(r.data), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			attrs[k] = v
+		}
+	}
+	salt, _ := base64.StdEncoding.DecodeString(attrs["s"])
+	var iter int
+	fmt.Sscan(attrs["i"], &iter)
+	salted, err := saltedPassword(mech, newHash, password, salt, iter)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	mac := func(key []byte, msg string) []byte {
+		m := hmac.New(newHash, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	clientKey := mac(salted, "Client Key")
+	h := newHash()
+	h.Write(clientKey)
+	finalNoProof := "c=" + base64.StdEncoding.EncodeToString([]byte(gs2)) + ",r=" + attrs["r"]
+	authMessage := clientFirstBare + "," + string(r.data) + "," + finalNoProof
+	sig := mac(h.Sum(nil), authMessage)
+	proof := make([]byte, len(clientKey))
+	for i := range proof {
+		proof[i] = clientKey[i] ^ sig[i]
+	}
+	x.send(`<response xmlns='` + sasl2NS + `'>` + b64s(finalNoProof+",p="+base64.StdEncoding.EncodeToString(proof)) + `</response>`)
+	r = x.sasl2Outcome()
+	if r.kind == "success" {
+		if want := "v=" + base64.StdEncoding.EncodeToString(mac(mac(salted, "Server Key"), authMessage)); string(r.data) != want {
+			x.t.Fatalf("server signature %q, want %q", r.data, want)
+		}
+	}
+	return r
+}
+
+// htInitial is a HT-SHA-256-* initial response (draft-schmaus-kitten-sasl-ht): user NUL HMAC(token,
+// "Initiator" || cb-data).
+func htInitial(user, token string, cb []byte) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("Initiator"))
+	m.Write(cb)
+	return base64.StdEncoding.EncodeToString(append([]byte(user+"\x00"), m.Sum(nil)...))
+}
+
+func htResponder(token string, cb []byte) []byte {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("Responder"))
+	m.Write(cb)
+	return m.Sum(nil)
+}
+
+var (
+	aidRe   = regexp.MustCompile(`<authorization-identifier>([^<]+)</authorization-identifier>`)
+	tokenRe = regexp.MustCompile(`<token xmlns='urn:xmpp:fast:0' expiry='([^']+)' token='([^']+)'/>`)
+	smIDRe  = regexp.MustCompile(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true'`)
+)
+
+func userAgentEl(id string) string {
+	return `<user-agent id='` + id + `'><software>conformance</software><device>test</device></user-agent>`
+}
+
+// Issue 13: SASL2 (XEP-0388) with Bind 2 (XEP-0386), inline stream management, carbons and CSI, and FAST
+// (XEP-0484) over TCP with every HT mechanism Parley offers: a password login that binds, enables resumption
+// and gets a token in one round trip after the exchange; a reconnect with the token alone that resumes the
+// session inline, with the messages sent meanwhile replayed after <success/>, and a rotated token; and a logout
+// (<fast invalidate='true'/>) after which the token is refused. Password change and expiry: auth's TestFASTTokens.
+func TestSASL2Bind2FAST(t *testing.T) {
+	srv := Start(t, "")
+	srv.AddUser("alice", "alice-secret")
+	for _, mech := range []string{"HT-SHA-256-EXPR", "HT-SHA-256-ENDP", "HT-SHA-256-NONE"} {
+		t.Run(mech, func(t *testing.T) { sasl2FASTRun(t, srv, mech) })
+	}
+}
+
+func sasl2FASTRun(t *testing.T, srv *Server, mech string) {
+	userAgent := userAgentEl("device-" + mech)
+	x, feat := dialTLS(t, srv, "sasl2 password "+mech, tlsCfg(srv, tls.VersionTLS13))
+	for _, want := range []string{`<authentication xmlns='urn:xmpp:sasl:2'>`, `<mechanism>SCRAM-SHA-256</mechanism>`,
+		`<bind xmlns='urn:xmpp:bind:0'>`, `<feature var='urn:xmpp:carbons:2'/>`, `<feature var='urn:xmpp:csi:0'/>`,
+		`<feature var='urn:xmpp:sm:3'/>`, `<sm xmlns='urn:xmpp:sm:3'/>`, `<fast xmlns='urn:xmpp:fast:0'>`,
+		`<mechanism>HT-SHA-256-EXPR</mechanism>`, `<mechanism>HT-SHA-256-ENDP</mechanism>`, `<mechanism>HT-SHA-256-NONE</mechanism>`} {
+		if !strings.Contains(feat, want) {
+			t.Fatalf("features lack %s: %s", want, feat)
+		}
+	}
+	bind := `<bind xmlns='urn:xmpp:bind:0'><tag>phone</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/><enable xmlns='urn:xmpp:carbons:2'/><inactive xmlns='urn:xmpp:csi:0'/></bind>`
+	r := x.scram2("SCRAM-SHA-256", "alice", "alice-secret", userAgent+bind+`<request-token xmlns='urn:xmpp:fast:0' mechanism='`+mech+`'/>`)
+	if r.kind != "success" {
+		t.Fatalf("SASL2 SCRAM-SHA-256: %s %s", r.kind, r.el)
+	}
+	aid := aidRe.FindStringSubmatch(r.el)
+	tok := tokenRe.FindStringSubmatch(r.el)
+	smID := smIDRe.FindStringSubmatch(r.el)
+	if aid == nil || !strings.HasPrefix(aid[1], "alice@localhost/phone.") || tok == nil || smID == nil || !strings.Contains(r.el, "<bound xmlns='urn:xmpp:bind:0'>") {
+		t.Fatalf("success lacks the full JID, the token or <enabled/> in <bound/>: %s", r.el)
+	}
+	if exp, err := time.Parse(time.RFC3339, tok[1]); err != nil || time.Until(exp) < 13*24*time.Hour || time.Until(exp) > 15*24*time.Hour {
+		t.Fatalf("token expiry %s, want in 14 days", tok[1])
+	}
+	full := aid[1]
+	// The session works at once, without a stream restart or a bind IQ.
+	x.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`)
+	x.waitFor(5*time.Second, `id='r1'`, `type='result'`)
+	x.send(`<presence/>`)
+	x.send(`<r xmlns='urn:xmpp:sm:3'/>`)
+	x.waitFor(5*time.Second, `<a xmlns='urn:xmpp:sm:3' h='2'/>`)
+
+	// The connection drops; a message waits in the hibernating session.
+	x.tcp.Close()
+	time.Sleep(200 * time.Millisecond)
+	other := Dial(t, srv, "alice", "alice-secret", "other")
+	other.Send(`<message to='` + full + `' type='chat'><body>while you were away</body></message>`)
+	time.Sleep(200 * time.Millisecond)
+
+	// Reconnect with the token alone: resumed in the same round trip as the authentication.
+	y, _ := dialTLS(t, srv, "sasl2 fast "+mech, tlsCfg(srv, tls.VersionTLS13))
+	var cb []byte
+	switch mech {
+	case "HT-SHA-256-EXPR":
+		cb = channelBinding(t, y.tls.ConnectionState(), "tls-exporter")
+	case "HT-SHA-256-ENDP":
+		cb = channelBinding(t, y.tls.ConnectionState(), "tls-server-end-point")
+	}
+	y.send(`<authenticate xmlns='` + sasl2NS + `' mechanism='` + mech + `'><initial-response>` + htInitial("alice", tok[2], cb) +
+		`</initial-response>` + userAgent + `<fast xmlns='urn:xmpp:fast:0'/><request-token xmlns='urn:xmpp:fast:0' mechanism='` + mech + `'/>` +
+		`<resume xmlns='urn:xmpp:sm:3' previd='` + smID[1] + `' h='0'/>` + bind + `</authenticate>`)
+	r = y.sasl2Outcome()
+	if r.kind != "success" || !strings.Contains(r.el, "<resumed xmlns='urn:xmpp:sm:3' previd='"+smID[1]+"' h='2'/>") || strings.Contains(r.el, "<bound") {
+		t.Fatalf("FAST with inline resume: %s", r.el)
+	}
+	if string(r.data) != string(htResponder(tok[2], cb)) {
+		t.Fatalf("additional-data is not HMAC(token, Responder): %x", r.data)
+	}
+	if a := aidRe.FindStringSubmatch(r.el); a == nil || a[1] != full {
+		t.Fatalf("authorization-identifier after resumption: %s, want %s", r.el, full)
+	}
+	tok2 := tokenRe.FindStringSubmatch(r.el)
+	if tok2 == nil || tok2[2] == tok[2] {
+		t.Fatalf("no rotated token: %s", r.el)
+	}
+	y.waitFor(5*time.Second, "while you were away")
+	y.send(`<message to='` + other.JID.String() + `' type='chat'><body>back</body></message>`)
+	other.Expect(5*time.Second, "back")
+
+	// Logout: the token just used is invalidated.
+	z, _ := dialTLS(t, srv, "sasl2 logout "+mech, tlsCfg(srv, tls.VersionTLS13))
+	cb = nil
+	switch mech {
+	case "HT-SHA-256-EXPR":
+		cb = channelBinding(t, z.tls.ConnectionState(), "tls-exporter")
+	case "HT-SHA-256-ENDP":
+		cb = channelBinding(t, z.tls.ConnectionState(), "tls-server-end-point")
+	}
+	z.send(`<authenticate xmlns='` + sasl2NS + `' mechanism='` + mech + `'><initial-response>` + htInitial("alice", tok2[2], cb) +
+		`</initial-response>` + userAgent + `<fast xmlns='urn:xmpp:fast:0' invalidate='true'/></authenticate>`)
+	if r := z.sasl2Outcome(); r.kind != "success" || strings.Contains(r.el, "<token") {
+		t.Fatalf("logout authentication: %s", r.el)
+	}
+	w, _ := dialTLS(t, srv, "sasl2 after logout "+mech, tlsCfg(srv, tls.VersionTLS13))
+	cb = nil
+	switch mech {
+	case "HT-SHA-256-EXPR":
+		cb = channelBinding(t, w.tls.ConnectionState(), "tls-exporter")
+	case "HT-SHA-256-ENDP":
+		cb = channelBinding(t, w.tls.ConnectionState(), "tls-server-end-point")
+	}
+	w.send(`<authenticate xmlns='` + sasl2NS + `' mechanism='` + mech + `'><initial-response>` + htInitial("alice", tok2[2], cb) +
+		`</initial-response>` + userAgent + `</authenticate>`)
+	if r := w.sasl2Outcome(); r.kind != "not-authorized" {
+		t.Fatalf("the invalidated token: %s", r.el)
+	}
+}
