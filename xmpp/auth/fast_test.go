@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"maps"
 	"crypto/hmac"
 	"crypto/sha256"
 	"strings"
@@ -82,7 +83,7 @@ func newTestTokens(t *testing.T, users map[string][]storage.ScramCredential) (*T
 // after the expiry (14 days by default), invalidated by a logout and by a password change.
 func TestFASTTokens(t *testing.T) {
 	ctx := context.Background()
-	users := testUsers(t)
+	users := maps.Clone(testUsers(t)) // shared by the other tests: this one changes it
 	tk, kv := newTestTokens(t, users)
 	cb := &ChannelBindings{TLSExporter: bytes.Repeat([]byte{1}, 32), TLSServerEndPoint: bytes.Repeat([]byte{2}, 32)}
 	if got := tk.Mechanisms(cb); strings.Join(got, ",") != "HT-SHA-256-EXPR,HT-SHA-256-ENDP,HT-SHA-256-NONE" {
