@@ -216,4 +216,3 @@ func (wc *wireConn) serverData() []byte {
 	}
 	return b
 }
-
