@@ -252,3 +252,40 @@ func sasl2FASTRun(t *testing.T, srv *Server, mech string) {
 		t.Fatalf("the invalidated token: %s", r.el)
 	}
 }
+
+// SASL2 without Bind 2: <success/> carries the bare JID and the post-authentication features follow on the
+// same stream, without a restart (XEP-0388 section 2.6.3), where RFC 6120 binding works. An inline resumption
+// that fails is reported inside <success/> and Bind 2 binds a new session instead (XEP-0198 with SASL2). A
+// wrong password is a SASL2 <failure/> with the SASL condition, and the stream stays open for another try.
+func TestSASL2WithoutBindAndFailedResume(t *testing.T) {
+	srv := Start(t, "")
+	srv.AddUser("alice", "alice-secret")
+
+	x, _ := dialTLS(t, srv, "sasl2 no bind", srv.TLSConfig())
+	if r := x.scram2("SCRAM-SHA-256", "alice", "wrong", ""); r.kind != "not-authorized" ||
+		!strings.Contains(r.el, "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>") {
+		t.Fatalf("wrong password: %s", r.el)
+	}
+	r := x.scram2("SCRAM-SHA-256", "alice", "alice-secret", "")
+	if r.kind != "success" || !strings.Contains(r.el, "<authorization-identifier>alice@localhost</authorization-identifier>") {
+		t.Fatalf("SASL2 without bind: %s", r.el)
+	}
+	feat := x.expect("<stream:features")
+	if !strings.Contains(feat, "urn:ietf:params:xml:ns:xmpp-bind") {
+		t.Fatalf("features after SASL2: %s", feat)
+	}
+	x.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>legacy</resource></bind></iq>`)
+	x.waitFor(5*time.Second, `alice@localhost/legacy`)
+
+	y, _ := dialTLS(t, srv, "sasl2 failed resume", srv.TLSConfig())
+	r = y.scram2("SCRAM-SHA-256", "alice", "alice-secret", userAgentEl("dev-x")+
+		`<resume xmlns='urn:xmpp:sm:3' previd='no-such-session' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>t</tag></bind>`)
+	if r.kind != "success" || !strings.Contains(r.el, "<failed xmlns='urn:xmpp:sm:3'><item-not-found") || !strings.Contains(r.el, "<bound xmlns='urn:xmpp:bind:0'>") {
+		t.Fatalf("failed inline resumption: %s", r.el)
+	}
+	if a := aidRe.FindStringSubmatch(r.el); a == nil || !strings.HasPrefix(a[1], "alice@localhost/t.") {
+		t.Fatalf("authorization-identifier after Bind 2: %s", r.el)
+	}
+	y.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`)
+	y.waitFor(5*time.Second, `id='r1'`, `type='result'`)
+}

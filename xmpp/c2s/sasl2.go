@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -200,6 +201,10 @@ func (c *conn) sasl2Failed(err error) (bool, error) {
 func (c *conn) gate2(user string, err error) error {
 	if err != nil && !auth.CredentialFailed(err) {
 		return err
+	}
+	var ue interface{ AttemptedUser() string }
+	if user == "" && errors.As(err, &ue) {
+		user = ue.AttemptedUser()
 	}
 	delay, refuse := c.srv.throttle.verdict(user, c.ipKey, time.Now())
 	if refuse {
