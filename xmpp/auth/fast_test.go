@@ -3,9 +3,9 @@ package auth
 import (
 	"bytes"
 	"context"
-	"maps"
 	"crypto/hmac"
 	"crypto/sha256"
+	"maps"
 	"strings"
 	"sync"
 	"testing"

@@ -292,7 +292,9 @@ func TestLoginRoundTrips(t *testing.T) {
 	c.dial(addr)
 	c.scram(func(s string) string {
 		return `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>` + s + `</auth>`
-	}, func(s string) string { return `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + s + `</response>` }, "</success>")
+	}, func(s string) string {
+		return `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + s + `</response>`
+	}, "</success>")
 	c.send(loginHeader)
 	c.await("</stream:features>")
 	c.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bench</resource></bind></iq>`)
