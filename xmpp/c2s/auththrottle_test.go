@@ -174,12 +174,23 @@ func TestAuthThrottleConfig(t *testing.T) {
 		want string
 	}{
 		{Config{AuthFailuresPerAccount: 10, AuthRefuseAfter: 5}, "c2s.auth_refuse_after"},
-		{Config{AuthMaxDelay: time.Minute}, "c2s.auth_max_delay"},
-		{Config{AuthIPMaxDelay: time.Minute}, "c2s.auth_ip_max_delay"},
 		{Config{AuthDelay: -time.Second}, "c2s.auth_delay"},
 	} {
 		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error naming %s", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// Delays stay below half the negotiation timeout, whatever they are configured to.
+func TestAuthThrottleDelaysFitNegotiation(t *testing.T) {
+	cfg := Config{NegotiationTimeout: time.Second}
+	cfg.setDefaults()
+	th := newAuthThrottle(cfg)
+	for i := 0; i < 19; i++ {
+		th.fail("alice", "192.0.2.1", t0)
+	}
+	if d, refuse := th.verdict("alice", "192.0.2.1", t0); refuse || d != 500*time.Millisecond {
+		t.Fatalf("delay %v refused %v, want 500ms (half of a 1 s negotiation timeout)", d, refuse)
 	}
 }

@@ -43,7 +43,8 @@ type Config struct {
 	// AuthFailuresPerAccount is how many failures one account may have from one address before that pair's
 	// further attempts are delayed: AuthDelay, doubling per failure, at most AuthMaxDelay. Past AuthRefuseAfter
 	// failures the pair's attempts are refused with temporary-auth-failure, for that account from that address
-	// only. Defaults 5, 1s, 10s and 20.
+	// only. Defaults 5, 1s, 10s and 20. A delay never exceeds half of NegotiationTimeout, so that a delayed
+	// client still has time to finish.
 	//
 	// AuthFailuresPerIP is how many failures one address may have, for any accounts, before every login from it
 	// is delayed a little (failing or not), growing to AuthIPMaxDelay at twice the count; it never refuses,
@@ -124,12 +125,6 @@ func (c Config) Validate() error {
 	}
 	if c.AuthRefuseAfter > 0 && c.AuthFailuresPerAccount > 0 && c.AuthRefuseAfter < c.AuthFailuresPerAccount {
 		errs = append(errs, fmt.Errorf("c2s.auth_refuse_after: %d is below c2s.auth_failures_per_account (%d): attempts would be refused before they are delayed", c.AuthRefuseAfter, c.AuthFailuresPerAccount))
-	}
-	if c.AuthMaxDelay >= c.NegotiationTimeout {
-		errs = append(errs, fmt.Errorf("c2s.auth_max_delay: %v is not below c2s.negotiation_timeout (%v)", c.AuthMaxDelay, c.NegotiationTimeout))
-	}
-	if c.AuthIPMaxDelay >= c.NegotiationTimeout {
-		errs = append(errs, fmt.Errorf("c2s.auth_ip_max_delay: %v is not below c2s.negotiation_timeout (%v)", c.AuthIPMaxDelay, c.NegotiationTimeout))
 	}
 	for name, d := range map[string]time.Duration{"auth_delay": c.AuthDelay, "auth_max_delay": c.AuthMaxDelay, "auth_ip_max_delay": c.AuthIPMaxDelay, "negotiation_timeout": c.NegotiationTimeout, "ping_interval": c.PingInterval,
 		"ping_timeout": c.PingTimeout, "write_timeout": c.WriteTimeout, "auth_failure_window": c.AuthFailureWindow, "resume_timeout": c.ResumeTimeout} {

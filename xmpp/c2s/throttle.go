@@ -64,10 +64,13 @@ type failCount struct {
 const maxThrottleEntries = 1 << 16
 
 func newAuthThrottle(cfg Config) *authThrottle {
+	// A delayed client must still be able to finish within the negotiation timeout.
+	limit := cfg.NegotiationTimeout / 2
 	return &authThrottle{
 		pairLimit: cfg.AuthFailuresPerAccount, refuseAfter: cfg.AuthRefuseAfter, addrLimit: cfg.AuthFailuresPerIP,
-		delay: cfg.AuthDelay, maxDelay: cfg.AuthMaxDelay, ipMaxDelay: cfg.AuthIPMaxDelay, window: cfg.AuthFailureWindow,
-		pairs: make(map[pairKey]*failCount), addrs: make(map[string]*failCount),
+		delay: min(cfg.AuthDelay, limit), maxDelay: min(cfg.AuthMaxDelay, limit), ipMaxDelay: min(cfg.AuthIPMaxDelay, limit),
+		window: cfg.AuthFailureWindow,
+		pairs:  make(map[pairKey]*failCount), addrs: make(map[string]*failCount),
 	}
 }
 
