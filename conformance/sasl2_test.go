@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -288,4 +289,71 @@ func TestSASL2WithoutBindAndFailedResume(t *testing.T) {
 	}
 	y.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`)
 	y.waitFor(5*time.Second, `id='r1'`, `type='result'`)
+}
+
+// fastToken logs in with the password over SASL2 and asks for a HT-SHA-256-NONE token for device.
+func fastToken(t *testing.T, srv *Server, user, password, device string) string {
+	t.Helper()
+	x, _ := dialTLS(t, srv, "token "+user+" "+device, srv.TLSConfig())
+	r := x.scram2("SCRAM-SHA-256", user, password, userAgentEl(device)+`<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>`)
+	tok := tokenRe.FindStringSubmatch(r.el)
+	if r.kind != "success" || tok == nil {
+		t.Fatalf("password login asking for a token: %s", r.el)
+	}
+	x.tcp.Close()
+	return tok[2]
+}
+
+// fastLogin logs in with a token and returns the outcome.
+func fastLogin(t *testing.T, srv *Server, user, token, device string) string {
+	t.Helper()
+	x, _ := dialTLS(t, srv, "fast "+user+" "+device, srv.TLSConfig())
+	defer x.tcp.Close()
+	x.send(`<authenticate xmlns='` + sasl2NS + `' mechanism='HT-SHA-256-NONE'><initial-response>` + htInitial(user, token, nil) +
+		`</initial-response>` + userAgentEl(device) + `<fast xmlns='urn:xmpp:fast:0'/></authenticate>`)
+	return x.sasl2Outcome().kind
+}
+
+// Issue 13: FAST tokens die with the password and with the account, however it is changed or removed:
+// `parley user passwd`, an XEP-0077 password change, `parley user del`. A token of one device does not log in
+// another device.
+func TestFASTTokensVoidAfterPasswordChangeAndRemoval(t *testing.T) {
+	srv := Start(t, noThrottle)
+	srv.AddUser("alice", "first")
+	tok := fastToken(t, srv, "alice", "first", "dev-a")
+	other := fastToken(t, srv, "alice", "first", "dev-b")
+	if got := fastLogin(t, srv, "alice", tok, "dev-a"); got != "success" {
+		t.Fatalf("token login: %s", got)
+	}
+	if got := fastLogin(t, srv, "alice", tok, "dev-b"); got != "not-authorized" {
+		t.Fatalf("dev-a's token on dev-b: %s", got)
+	}
+	out, err := exec.Command(parleyBin, "user", "passwd", "alice@localhost", "-password", "second-password", "-config", srv.config).CombinedOutput()
+	if err != nil {
+		t.Fatalf("parley user passwd: %v %s", err, out)
+	}
+	for _, c := range []struct{ tok, dev string }{{tok, "dev-a"}, {other, "dev-b"}} {
+		if got := fastLogin(t, srv, "alice", c.tok, c.dev); got != "not-authorized" {
+			t.Fatalf("%s's token after parley user passwd: %s", c.dev, got)
+		}
+	}
+
+	tok = fastToken(t, srv, "alice", "second-password", "dev-a")
+	x := rawLogin(t, srv, "alice", "second-password", "pw")
+	if got := x.iq("c1", `<iq type='set' id='c1'><query xmlns='jabber:iq:register'><username>alice</username><password>third-password</password></query></iq>`); !strings.Contains(got, "type='result'") {
+		t.Fatalf("XEP-0077 password change: %s", got)
+	}
+	if got := fastLogin(t, srv, "alice", tok, "dev-a"); got != "not-authorized" {
+		t.Fatalf("token after an XEP-0077 password change: %s", got)
+	}
+
+	tok = fastToken(t, srv, "alice", "third-password", "dev-a")
+	out, err = exec.Command(parleyBin, "user", "del", "alice@localhost", "-config", srv.config).CombinedOutput()
+	if err != nil {
+		t.Fatalf("parley user del: %v %s", err, out)
+	}
+	srv.AddUser("alice", "third-password") // the same name and password again: a new account
+	if got := fastLogin(t, srv, "alice", tok, "dev-a"); got != "not-authorized" {
+		t.Fatalf("token of a removed account: %s", got)
+	}
 }
