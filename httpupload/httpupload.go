@@ -33,6 +33,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 )
@@ -42,7 +43,6 @@ const (
 	NS        = "urn:xmpp:http:upload:0"
 	nsInfo    = "http://jabber.org/protocol/disco#info"
 	nsItems   = "http://jabber.org/protocol/disco#items"
-	nsXData   = "jabber:x:data"
 	secretKey = "httpupload/secret"
 )
 
@@ -205,7 +205,7 @@ func (m *Module) Handler() http.Handler { return m.handler }
 func (m *Module) Domain() string { return m.cfg.Domain }
 
 // HandleStanza implements module.ServiceHandler.
-func (m *Module) HandleStanza(ctx context.Context, _ module.Session, s *stanza.Stanza) {
+func (m *Module) HandleStanza(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
 	switch s.Kind {
 	case stanza.IQ:
 		if !s.IsIQRequest() {
@@ -263,13 +263,10 @@ func (m *Module) discoInfo(raw []byte) ([]byte, error) {
 	}
 	b := []byte("<query xmlns='" + nsInfo + "'>" +
 		"<identity category='store' type='file' name='HTTP File Upload'/>" +
-		"<feature var='" + nsInfo + "'/><feature var='" + nsItems + "'/><feature var='" + NS + "'/>" +
-		"<x xmlns='" + nsXData + "' type='result'>" +
-		"<field var='FORM_TYPE' type='hidden'><value>" + NS + "</value></field>" +
-		"<field var='max-file-size'><value>")
-	b = strconv.AppendInt(b, int64(m.cfg.MaxFileSize), 10)
-	b = append(b, "</value></field></x></query>"...)
-	return b, nil
+		"<feature var='" + nsInfo + "'/><feature var='" + nsItems + "'/><feature var='" + NS + "'/>")
+	f := form.New(form.TypeResult, NS).
+		Add(form.Field{Var: "max-file-size", Values: []string{strconv.FormatInt(int64(m.cfg.MaxFileSize), 10)}})
+	return append(f.Append(b), "</query>"...), nil
 }
 
 func (m *Module) discoItems(raw []byte) ([]byte, error) {

@@ -34,6 +34,13 @@ func (r *fakeRouter) Route(_ context.Context, s *stanza.Stanza) {
 	defer r.mu.Unlock()
 	r.out = append(r.out, s)
 }
+func (r *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
+	r.Route(ctx, s)
+}
+func (r *fakeRouter) Deliver(ctx context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
+	r.Route(ctx, s.WithTo(to))
+}
+func (r *fakeRouter) Lookup(jid.JID) module.Resources                             { return module.Resources{} }
 func (r *fakeRouter) Sessions(jid.JID) []module.Session                           { return nil }
 func (r *fakeRouter) Session(jid.JID) module.Session                              { return nil }
 func (r *fakeRouter) IsLocal(j jid.JID) bool                                      { return j.Domainpart() == "example.net" }
@@ -114,7 +121,7 @@ var alice = jid.MustParse("alice@example.net/phone")
 func (e *env) iq(t testing.TB, from jid.JID, inner string) *stanza.Stanza {
 	t.Helper()
 	s := stanza.New(stanza.IQ, "get", "q1", from, e.m.service, []byte(inner))
-	e.m.HandleStanza(context.Background(), nil, s)
+	e.m.HandleStanza(context.Background(), module.Origin{}, s)
 	return e.router.last(t)
 }
 

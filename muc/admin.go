@@ -3,12 +3,14 @@ package muc
 import (
 	"context"
 	"encoding/xml"
+	"slices"
 	"strconv"
 	"strings"
 
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -350,8 +352,8 @@ func (r *room) checkRoleChange(actor *occupant, actorAff string, o *occupant, ro
 }
 
 type ownerQuery struct {
-	XMLName xml.Name  `xml:"http://jabber.org/protocol/muc#owner query"`
-	Form    *dataForm `xml:"jabber:x:data x"`
+	XMLName xml.Name   `xml:"http://jabber.org/protocol/muc#owner query"`
+	Form    *form.Form `xml:"jabber:x:data x"`
 	Destroy *struct {
 		JID      string `xml:"jid,attr"`
 		Reason   string `xml:"http://jabber.org/protocol/muc#owner reason"`
@@ -362,35 +364,66 @@ type ownerQuery struct {
 // configForm renders the room configuration form (XEP-0045 10.2).
 func (m *Module) configForm(r *room) []byte {
 	c := r.cfg
-	maxUsers := strconv.Itoa(c.MaxOccupants)
-	f := newForm([]byte("<query xmlns='"+NSOwner+"'>"), "form", NSRoomConfig).
-		field("text-single", "muc#roomconfig_roomname", "Name", c.Name).
-		field("text-single", "muc#roomconfig_roomdesc", "Description", c.Description).
-		field("text-single", "muc#roomconfig_lang", "Language", c.Lang).
-		field("boolean", "muc#roomconfig_persistentroom", "Persistent (kept when empty)", boolValue(c.Persistent)).
-		field("boolean", "muc#roomconfig_publicroom", "Listed in the room directory", boolValue(c.Public)).
-		field("boolean", "muc#roomconfig_membersonly", "Members only", boolValue(c.MembersOnly)).
-		field("boolean", "muc#roomconfig_moderatedroom", "Moderated (visitors need voice)", boolValue(c.Moderated)).
-		field("boolean", "muc#roomconfig_passwordprotectedroom", "Password protected", boolValue(c.Password != "")).
-		field("text-private", "muc#roomconfig_roomsecret", "Password", c.Password).
-		list("list-single", "muc#roomconfig_whois", "Who may see real JIDs", c.WhoIs,
-			"moderators", "Moderators only", "anyone", "Anyone").
-		field("text-single", "muc#roomconfig_historylength", "Messages of history sent on joining",
-			strconv.Itoa(c.HistoryLength)).
-		list("list-single", "muc#roomconfig_maxusers", "Maximum occupants", maxUsers,
-			maxUsers, maxUsers, "100", "100", strconv.Itoa(m.cfg.MaxOccupantsLimit), strconv.Itoa(m.cfg.MaxOccupantsLimit)).
-		field("boolean", "muc#roomconfig_changesubject", "Participants may change the subject", boolValue(c.ChangeSubject)).
-		field("boolean", "muc#roomconfig_allowinvites", "Participants may invite", boolValue(c.AllowInvites)).
-		list("list-single", "muc#roomconfig_allowpm", "Who may send private messages", c.AllowPM,
-			"anyone", "Anyone", "participants", "Participants", "moderators", "Moderators", "none", "Nobody")
-	return append(f.done(), "</query>"...)
+	text := func(v, label, value string) form.Field {
+		return form.Field{Var: v, Type: form.TextSingle, Label: label, Values: []string{value}}
+	}
+	boolean := func(v, label string, value bool) form.Field {
+		return form.Field{Var: v, Type: form.Boolean, Label: label, Values: []string{form.FormatBool(value)}}
+	}
+	list := func(v, label, value string, options ...form.Option) form.Field {
+		return form.Field{Var: v, Type: form.ListSingle, Label: label, Values: []string{value}, Options: options}
+	}
+	f := form.New(form.TypeForm, NSRoomConfig).
+		Add(text("muc#roomconfig_roomname", "Name", c.Name)).
+		Add(text("muc#roomconfig_roomdesc", "Description", c.Description)).
+		Add(text("muc#roomconfig_lang", "Language", c.Lang)).
+		Add(boolean("muc#roomconfig_persistentroom", "Persistent (kept when empty)", c.Persistent)).
+		Add(boolean("muc#roomconfig_publicroom", "Listed in the room directory", c.Public)).
+		Add(boolean("muc#roomconfig_membersonly", "Members only", c.MembersOnly)).
+		Add(boolean("muc#roomconfig_moderatedroom", "Moderated (visitors need voice)", c.Moderated)).
+		Add(boolean("muc#roomconfig_passwordprotectedroom", "Password protected", c.Password != "")).
+		Add(form.Field{Var: "muc#roomconfig_roomsecret", Type: form.TextPrivate, Label: "Password", Values: []string{c.Password}}).
+		Add(list("muc#roomconfig_whois", "Who may see real JIDs", c.WhoIs,
+			form.Option{Value: "moderators", Label: "Moderators only"}, form.Option{Value: "anyone", Label: "Anyone"})).
+		Add(text("muc#roomconfig_historylength", "Messages of history sent on joining", strconv.Itoa(c.HistoryLength))).
+		Add(list("muc#roomconfig_maxusers", "Maximum occupants", strconv.Itoa(c.MaxOccupants),
+			maxUsersOptions(c.MaxOccupants, m.cfg.MaxOccupantsLimit)...)).
+		Add(boolean("muc#roomconfig_changesubject", "Participants may change the subject", c.ChangeSubject)).
+		Add(boolean("muc#roomconfig_allowinvites", "Participants may invite", c.AllowInvites)).
+		Add(list("muc#roomconfig_allowpm", "Who may send private messages", c.AllowPM,
+			form.Option{Value: "anyone", Label: "Anyone"}, form.Option{Value: "participants", Label: "Participants"},
+			form.Option{Value: "moderators", Label: "Moderators"}, form.Option{Value: "none", Label: "Nobody"}))
+	return append(f.Append([]byte("<query xmlns='"+NSOwner+"'>")), "</query>"...)
+}
+
+// maxUsersOptions returns the choices of muc#roomconfig_maxusers: the room's current limit, 100 and the
+// service's limit, each once and in ascending order (the current limit and the service's default are often
+// both 100), and none above the service's limit, which applyConfig would refuse.
+func maxUsersOptions(cur, limit int) []form.Option {
+	var opts []form.Option
+	for _, n := range []int{cur, 100, limit} {
+		if n > limit || slices.ContainsFunc(opts, func(o form.Option) bool { return o.Value == strconv.Itoa(n) }) {
+			continue
+		}
+		opts = append(opts, form.Option{Value: strconv.Itoa(n), Label: strconv.Itoa(n)})
+	}
+	slices.SortFunc(opts, func(a, b form.Option) int {
+		x, _ := strconv.Atoi(a.Value)
+		y, _ := strconv.Atoi(b.Value)
+		return x - y
+	})
+	return opts
 }
 
 // applyConfig applies a submitted muc#roomconfig form to a copy of the configuration.
-func (m *Module) applyConfig(cur roomConfig, f *dataForm) (roomConfig, *stanza.Error) {
+func (m *Module) applyConfig(cur roomConfig, f *form.Form) (roomConfig, *stanza.Error) {
 	c := cur
-	v := f.values()
-	if ft, ok := v["FORM_TYPE"]; ok && (len(ft) != 1 || ft[0] != NSRoomConfig) {
+	// A var given twice: the last one wins.
+	v := make(map[string][]string, len(f.Fields))
+	for _, fl := range f.Fields {
+		v[fl.Var] = fl.Values
+	}
+	if ft, ok := v[form.FormType]; ok && (len(ft) != 1 || ft[0] != NSRoomConfig) {
 		return cur, &stanza.Error{Condition: "bad-request", Text: "FORM_TYPE must be " + NSRoomConfig}
 	}
 	one := func(k string) (string, bool) {
@@ -421,7 +454,7 @@ func (m *Module) applyConfig(cur roomConfig, f *dataForm) (roomConfig, *stanza.E
 		"muc#roomconfig_changesubject": &c.ChangeSubject, "muc#roomconfig_allowinvites": &c.AllowInvites,
 	} {
 		if x, ok := v[k]; ok {
-			b, valid := parseBool(x)
+			b, valid := (&form.Field{Values: x}).Bool()
 			if !valid {
 				return cur, bad(k)
 			}
@@ -432,7 +465,7 @@ func (m *Module) applyConfig(cur roomConfig, f *dataForm) (roomConfig, *stanza.E
 		c.Password = s
 	}
 	if x, ok := v["muc#roomconfig_passwordprotectedroom"]; ok {
-		b, valid := parseBool(x)
+		b, valid := (&form.Field{Values: x}).Bool()
 		if !valid {
 			return cur, bad("muc#roomconfig_passwordprotectedroom")
 		}
@@ -504,7 +537,7 @@ func (m *Module) ownerSet(ctx context.Context, r *room, from jid.JID, payload []
 		r.mu.Unlock()
 		m.destroy(ctx, r, q.Destroy.JID, q.Destroy.Reason, q.Destroy.Password)
 		return nil
-	case q.Form != nil && q.Form.Type == "cancel":
+	case q.Form != nil && q.Form.Type == form.TypeCancel:
 		locked := r.locked
 		r.mu.Unlock()
 		if locked {
@@ -512,7 +545,7 @@ func (m *Module) ownerSet(ctx context.Context, r *room, from jid.JID, payload []
 			m.destroy(ctx, r, "", "", "")
 		}
 		return nil
-	case q.Form != nil && q.Form.Type == "submit":
+	case q.Form != nil && q.Form.Type == form.TypeSubmit:
 	default:
 		r.mu.Unlock()
 		return stanza.ErrBadRequest

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -25,11 +26,11 @@ func fanOutRoom(b *testing.B, n int, archive bool) (*env, *stanza.Stanza) {
 		}
 		return s
 	}
-	e.m.HandleStanza(ctx, nil, must("<presence from='u0@localhost/r' to='"+roomJ+"/u0'><x xmlns='"+NS+"'/></presence>"))
-	e.m.HandleStanza(ctx, nil, must("<iq type='set' id='c' from='u0@localhost/r' to='"+roomJ+"'><query xmlns='"+NSOwner+
+	e.m.HandleStanza(ctx, module.Origin{}, must("<presence from='u0@localhost/r' to='"+roomJ+"/u0'><x xmlns='"+NS+"'/></presence>"))
+	e.m.HandleStanza(ctx, module.Origin{}, must("<iq type='set' id='c' from='u0@localhost/r' to='"+roomJ+"'><query xmlns='"+NSOwner+
 		"'><x xmlns='jabber:x:data' type='submit'/></query></iq>"))
 	for i := 1; i < n; i++ {
-		e.m.HandleStanza(ctx, nil, must(fmt.Sprintf("<presence from='u%d@localhost/r' to='%s/u%d'><x xmlns='%s'>"+
+		e.m.HandleStanza(ctx, module.Origin{}, must(fmt.Sprintf("<presence from='u%d@localhost/r' to='%s/u%d'><x xmlns='%s'>"+
 			"<history maxstanzas='0'/></x></presence>", i, roomJ, i, NS)))
 	}
 	if got := e.m.Stats.Occupants.Load(); got != int64(n) {
@@ -51,7 +52,7 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ReportAllocs()
 			start := time.Now()
 			for b.Loop() {
-				e.m.HandleStanza(ctx, nil, msg)
+				e.m.HandleStanza(ctx, module.Origin{}, msg)
 			}
 			el := time.Since(start)
 			d := e.m.Stats.Deliveries.Load()
@@ -67,7 +68,7 @@ func BenchmarkFanOut(b *testing.B) {
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				e.m.HandleStanza(ctx, nil, msg)
+				e.m.HandleStanza(ctx, module.Origin{}, msg)
 			}
 		})
 		el := time.Since(start)

@@ -37,6 +37,13 @@ func (f *fakeRouter) Route(_ context.Context, s *stanza.Stanza) {
 	f.n++
 	f.mu.Unlock()
 }
+func (f *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
+	f.Route(ctx, s)
+}
+func (f *fakeRouter) Deliver(ctx context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
+	f.Route(ctx, s.WithTo(to))
+}
+func (f *fakeRouter) Lookup(jid.JID) module.Resources   { return module.Resources{} }
 func (f *fakeRouter) Sessions(jid.JID) []module.Session { return nil }
 func (f *fakeRouter) Session(jid.JID) module.Session    { return nil }
 func (f *fakeRouter) IsLocal(j jid.JID) bool            { return j.Domainpart() == "localhost" }
@@ -268,7 +275,7 @@ func (e *env) in(raw string) {
 	if err != nil {
 		e.t.Fatalf("parsing %s: %v", raw, err)
 	}
-	e.m.HandleStanza(e.t.Context(), nil, s)
+	e.m.HandleStanza(e.t.Context(), module.Origin{}, s)
 }
 
 // expect returns the first stanza routed to to that contains every substring, and drops everything routed to

@@ -11,7 +11,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
-	"parley.im/parley/xmpp/mam"
+	"parley.im/parley/xmpp/form"
+	"parley.im/parley/xmpp/mamcodec"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -197,7 +198,7 @@ func (m *Module) roomIQ(ctx context.Context, s *stanza.Stanza) {
 		m.reply(ctx, s, b, e)
 	case ns == NSAdmin && local == "query" && s.Type == "set":
 		m.reply(ctx, s, nil, m.adminSet(ctx, r, s.From, payload))
-	case ns == mam.NS && local == "query" && m.archive != nil:
+	case ns == mamcodec.NS && local == "query" && m.archive != nil:
 		m.mamQuery(ctx, r, s, payload)
 	case s.Type == "get" && ns == NSPing && local == "ping":
 		m.reply(ctx, s, nil, nil)
@@ -222,7 +223,7 @@ func (r *room) discoInfo(archived bool) []byte {
 		}
 		return no
 	}
-	mamNS, mamExt, sid := mam.NS, mam.NSExtended, NSSID
+	mamNS, mamExt, sid := mamcodec.NS, mamcodec.NSExtended, NSSID
 	if !archived {
 		mamNS, mamExt, sid = "", "", ""
 	}
@@ -239,19 +240,22 @@ func (r *room) discoInfo(archived bool) []byte {
 		}
 		b = appendFeature(b, f)
 	}
-	f := newForm(b, "result", NSRoomInfo).
-		field("", "muc#roominfo_description", "Description", c.Description).
-		field("", "muc#roominfo_subject", "Subject", c.Subject).
-		field("", "muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(r.occ))).
-		field("", "muc#roomconfig_roomname", "Name", c.Name).
-		field("", "muc#roomconfig_maxusers", "Maximum occupants", strconv.Itoa(c.MaxOccupants)).
-		field("", "muc#roomconfig_changesubject", "Participants may change the subject", boolValue(c.ChangeSubject)).
-		field("", "muc#roomconfig_allowinvites", "Participants may invite", boolValue(c.AllowInvites)).
-		field("", "muc#roomconfig_allowpm", "Who may send private messages", c.AllowPM)
-	if c.Lang != "" {
-		f.field("", "muc#roominfo_lang", "Language", c.Lang)
+	field := func(v, label, value string) form.Field {
+		return form.Field{Var: v, Label: label, Values: []string{value}}
 	}
-	return append(f.done(), "</query>"...)
+	f := form.New(form.TypeResult, NSRoomInfo).
+		Add(field("muc#roominfo_description", "Description", c.Description)).
+		Add(field("muc#roominfo_subject", "Subject", c.Subject)).
+		Add(field("muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(r.occ)))).
+		Add(field("muc#roomconfig_roomname", "Name", c.Name)).
+		Add(field("muc#roomconfig_maxusers", "Maximum occupants", strconv.Itoa(c.MaxOccupants))).
+		Add(field("muc#roomconfig_changesubject", "Participants may change the subject", form.FormatBool(c.ChangeSubject))).
+		Add(field("muc#roomconfig_allowinvites", "Participants may invite", form.FormatBool(c.AllowInvites))).
+		Add(field("muc#roomconfig_allowpm", "Who may send private messages", c.AllowPM))
+	if c.Lang != "" {
+		f.Add(field("muc#roominfo_lang", "Language", c.Lang))
+	}
+	return append(f.Append(b), "</query>"...)
 }
 
 // mamQuery answers a XEP-0313 query on the room's archive. Members-only rooms show their archive to members;
@@ -267,10 +271,10 @@ func (m *Module) mamQuery(ctx context.Context, r *room, s *stanza.Stanza, payloa
 		return
 	}
 	if s.Type == "get" {
-		m.reply(ctx, s, mam.AppendFields(nil), nil)
+		m.reply(ctx, s, mamcodec.AppendFields(nil), nil)
 		return
 	}
-	q, err := mam.ParseQuery(payload, mam.Limits{})
+	q, err := mamcodec.ParseQuery(payload, mamcodec.Limits{})
 	if err != nil {
 		m.fail(ctx, s, stanza.AsError(err))
 		return
@@ -281,7 +285,7 @@ func (m *Module) mamQuery(ctx context.Context, r *room, s *stanza.Stanza, payloa
 			q.Archive.With = ""
 		}
 	}
-	page, err := mam.Fetch(ctx, m.archive, r.str, q)
+	page, err := mamcodec.Fetch(ctx, m.archive, r.str, q)
 	if err != nil {
 		if se := stanza.AsError(err); se != stanza.ErrInternal {
 			m.fail(ctx, s, se)
@@ -292,9 +296,9 @@ func (m *Module) mamQuery(ctx context.Context, r *room, s *stanza.Stanza, payloa
 		return
 	}
 	for _, it := range page.Items {
-		m.router.Route(ctx, mam.ResultMessage(r.jid, s.From, q.ID, it))
+		m.router.Route(ctx, mamcodec.ResultMessage(r.jid, s.From, q.ID, it))
 	}
-	m.reply(ctx, s, mam.AppendFin(nil, page), nil)
+	m.reply(ctx, s, mamcodec.AppendFin(nil, page), nil)
 }
 
 // occupantIQ handles IQs to an occupant JID: XEP-0410 self-pings, answered by the room, and everything else

@@ -15,7 +15,9 @@ import (
 
 func isClientNS(ns string) bool { return ns == "" || ns == "jabber:client" }
 
-func (m *Module) roomMessage(ctx context.Context, s *stanza.Stanza) {
+// roomMessage handles a message to a room; via is the origin its fan-out is routed from (the room's messages join
+// the write batch of the connection that sent the message).
+func (m *Module) roomMessage(ctx context.Context, via module.Origin, s *stanza.Stanza) {
 	if s.Type == "error" {
 		return
 	}
@@ -30,7 +32,7 @@ func (m *Module) roomMessage(ctx context.Context, s *stanza.Stanza) {
 		return
 	}
 	if s.Type == "groupchat" {
-		m.groupchat(ctx, r, s)
+		m.groupchat(ctx, via, r, s)
 		return
 	}
 	m.mediated(ctx, r, s)
@@ -38,7 +40,7 @@ func (m *Module) roomMessage(ctx context.Context, s *stanza.Stanza) {
 
 // groupchat reflects a message to every occupant (XEP-0045 7.4), stamped with the room's stanza-id and
 // archived first when it carries content (XEP-0313, XEP-0359), or changes the subject (XEP-0045 8.1).
-func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
+func (m *Module) groupchat(ctx context.Context, via module.Origin, r *room, s *stanza.Stanza) {
 	full := s.From.String()
 	var body, subject, store, noStore bool
 	var subjectText, origin string
@@ -105,7 +107,7 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
 	// The sender's id is kept: clients recognize their own message in the reflection by it
 	// (muc#stable_id).
 	msg := build(stanza.Message, "groupchat", s.ID, from, s.Lang, payload)
-	out := &outgoing{ctx: ctx, s: s, msg: msg, now: m.now(), archive: archive, subjectChange: subjectChange,
+	out := &outgoing{ctx: ctx, via: via, s: s, msg: msg, now: m.now(), archive: archive, subjectChange: subjectChange,
 		subjectText: subjectText, o: o}
 	if !durable {
 		m.post(r, out, nil)
@@ -122,7 +124,11 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) {
 // outgoing is a room message accepted from an occupant, waiting for its turn (and its archive commit) to be
 // fanned out.
 type outgoing struct {
-	ctx           context.Context
+	ctx context.Context
+	// via is the origin the fan-out is routed from: the server, with the sender's write batch (a fan-out
+	// after the sender's burst ended finds the batch inactive, and its recipients' writers start at once) and
+	// durability tracker.
+	via           module.Origin
 	s             *stanza.Stanza // as the occupant sent it, for an error reply
 	msg           *stanza.Stanza // as the room reflects it
 	now           time.Time
@@ -145,7 +151,7 @@ func (m *Module) post(r *room, out *outgoing, item *storage.ArchiveItem) {
 	r.fan = append(r.fan, out)
 	r.fanMu.Unlock()
 	if item != nil {
-		module.AppendThen(out.ctx, m.archive, r.str, []storage.ArchiveItem{*item}, func(err error) {
+		module.AppendThen(out.ctx, out.via.Durability, m.archive, r.str, []storage.ArchiveItem{*item}, func(err error) {
 			if err != nil {
 				err = fmt.Errorf("muc: archiving room message: %w", err)
 			}
@@ -221,7 +227,7 @@ func (m *Module) fanOut(r *room, out *outgoing) {
 
 	// Fan-out with no lock held: each Route only queues.
 	for _, to := range rcpt {
-		m.router.Route(ctx, addressed(out.msg, to.jid, to.str))
+		m.router.RouteFrom(ctx, out.via, addressed(out.msg, to.jid, to.str))
 	}
 	m.Stats.Messages.Add(1)
 	m.Stats.Deliveries.Add(uint64(len(rcpt)))

@@ -6,7 +6,7 @@
 //
 // With it come the protocols that make rooms work as groups in today's clients: XEP-0359 stanza ids stamped
 // by the room on every archived message, XEP-0313 Message Archive Management on the room's archive (codec in
-// xmpp/mam), XEP-0410 MUC self-ping, and the XEP-0249 feature for direct invitations. Persistent rooms and
+// xmpp/mamcodec), XEP-0410 MUC self-ping, and the XEP-0249 feature for direct invitations. Persistent rooms and
 // their affiliations are kept in storage.Rooms; room messages in the "muc" storage.Archive.
 //
 // Lock order (see docs/LOCKS.md): room.persistMu, then room.mu, then Module.mu; nothing is routed while any
@@ -105,7 +105,7 @@ func (m *Module) Register(h *module.Host) error {
 func (m *Module) ServiceJID() jid.JID { return m.service }
 
 // HandleStanza implements module.ServiceHandler.
-func (m *Module) HandleStanza(ctx context.Context, _ module.Session, s *stanza.Stanza) {
+func (m *Module) HandleStanza(ctx context.Context, o module.Origin, s *stanza.Stanza) {
 	m.maybeExpire()
 	switch {
 	case s.To.Localpart() == "":
@@ -114,7 +114,7 @@ func (m *Module) HandleStanza(ctx context.Context, _ module.Session, s *stanza.S
 		m.presence(ctx, s)
 	case s.Kind == stanza.Message:
 		if s.To.Resourcepart() == "" {
-			m.roomMessage(ctx, s)
+			m.roomMessage(ctx, o.Emitted(), s)
 		} else {
 			m.privateMessage(ctx, s)
 		}

@@ -2,6 +2,7 @@ package muc
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/module"
 )
 
@@ -672,4 +674,49 @@ func TestArchiveOff(t *testing.T) {
 	}
 	e.in("<iq type='set' id='q1' from='" + bob + "' to='" + roomJ + "'><query xmlns='urn:xmpp:mam:2'/></iq>")
 	e.expect(bob, "id='q1'", "type='error'", "service-unavailable")
+}
+
+// The room configuration form listed the maxusers option 100 twice (issue 19 item 7): the room's limit, 100 and
+// the service's limit were offered without removing repeats. No list-single field may repeat an option, and
+// its value must be one of its options.
+func TestDefectMaxUsersOptionListedTwice(t *testing.T) {
+	for _, cfg := range []Config{{}, {MaxOccupants: 1000, MaxOccupantsLimit: 1000}, {MaxOccupants: 50, MaxOccupantsLimit: 80}} {
+		e := newEnv(t, cfg)
+		e.join(alice, "Alice")
+		e.clear()
+		e.in("<iq type='get' id='f1' from='" + alice + "' to='" + roomJ + "'><query xmlns='" + NSOwner + "'/></iq>")
+		raw := e.expect(alice, "type='result'", "muc#roomconfig_maxusers")
+		q := raw[strings.Index(raw, "<query") : strings.LastIndex(raw, "</query>")+len("</query>")]
+		forms, err := form.ParseAll([]byte(q), form.Limits{})
+		if err != nil || len(forms) != 1 {
+			t.Fatalf("%+v: config form: %v, %d forms in %s", cfg, err, len(forms), raw)
+		}
+		lists := 0
+		for _, fl := range forms[0].Fields {
+			if fl.Type != form.ListSingle {
+				continue
+			}
+			lists++
+			seen := map[string]bool{}
+			for _, o := range fl.Options {
+				if seen[o.Value] {
+					t.Errorf("%+v: %s offers %q twice", cfg, fl.Var, o.Value)
+				}
+				seen[o.Value] = true
+			}
+			if !seen[fl.Value()] {
+				t.Errorf("%+v: %s has value %q, not among its options", cfg, fl.Var, fl.Value())
+			}
+		}
+		if lists < 3 {
+			t.Errorf("%+v: %d list-single fields, want whois, maxusers and allowpm", cfg, lists)
+		}
+		if fl := forms[0].Field("muc#roomconfig_maxusers"); fl != nil {
+			for _, o := range fl.Options {
+				if n, _ := strconv.Atoi(o.Value); n > e.m.cfg.MaxOccupantsLimit {
+					t.Errorf("%+v: maxusers offers %d, above the service's limit", cfg, n)
+				}
+			}
+		}
+	}
 }

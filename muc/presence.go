@@ -10,7 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
-	"parley.im/parley/xmpp/mam"
+	"parley.im/parley/xmpp/mamcodec"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -373,7 +373,7 @@ func (m *Module) enter(r *room, p *stanza.Stanza, jx *joinXML, created bool) ([]
 		d := []byte("<delay xmlns='" + NSDelay + "'")
 		d = appendAttr(d, "from", r.str)
 		d = append(d, " stamp='"...)
-		d = mam.AppendTime(d, h.at)
+		d = mamcodec.AppendTime(d, h.at)
 		d = append(d, "'/>"...)
 		out = append(out, addressed(h.msg.AppendChild(d), s.jid, s.str))
 	}

@@ -3,10 +3,10 @@ package muc
 import (
 	"encoding/xml"
 	"strconv"
-	"strings"
 
 	"mellium.im/xmpp/jid"
 
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -26,7 +26,7 @@ const (
 	NSPing       = "urn:xmpp:ping"
 	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	NSDiscoItems = "http://jabber.org/protocol/disco#items"
-	NSData       = "jabber:x:data"
+	NSData       = form.NS
 	NSDelay      = "urn:xmpp:delay"
 	NSHints      = "urn:xmpp:hints"
 	NSChatStates = "http://jabber.org/protocol/chatstates"
@@ -125,31 +125,9 @@ func fromStored(raw []byte, from jid.JID) *stanza.Stanza {
 	return s
 }
 
-// attr returns the value of an attribute of the root start tag of raw, unescaped.
-func attr(raw []byte, name string) string {
-	var x struct {
-		Attrs []xml.Attr `xml:",any,attr"`
-	}
-	end := stanza.StartTagEnd(raw)
-	if end >= len(raw) {
-		return ""
-	}
-	tag := make([]byte, 0, end+2)
-	tag = append(tag, raw[:end]...)
-	if end > 0 && tag[end-1] == '/' {
-		tag = tag[:end-1]
-	}
-	tag = append(tag, "/>"...)
-	if xml.Unmarshal(tag, &x) != nil {
-		return ""
-	}
-	for _, a := range x.Attrs {
-		if a.Name.Local == name && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
-}
+// attr returns the value of an attribute of the root start tag of raw, unescaped. It was an encoding/xml
+// decode of the start tag per room message with an origin-id; stanza.ChildAttr rescans the tag in place.
+func attr(raw []byte, name string) string { return stanza.ChildAttr(raw, name) }
 
 // textOf returns the text content of a simple element such as <body/> or <subject/>.
 func textOf(raw []byte) string {
@@ -158,95 +136,4 @@ func textOf(raw []byte) string {
 		return ""
 	}
 	return s
-}
-
-// dataForm is an XEP-0004 data form.
-type dataForm struct {
-	XMLName xml.Name    `xml:"jabber:x:data x"`
-	Type    string      `xml:"type,attr"`
-	Fields  []formField `xml:"jabber:x:data field"`
-}
-
-type formField struct {
-	Var    string   `xml:"var,attr"`
-	Values []string `xml:"jabber:x:data value"`
-}
-
-// values returns the form's fields by var (the last of a repeated var wins).
-func (f *dataForm) values() map[string][]string {
-	m := make(map[string][]string, len(f.Fields))
-	for _, fl := range f.Fields {
-		m[fl.Var] = fl.Values
-	}
-	return m
-}
-
-// parseBool reads an XEP-0004 boolean.
-func parseBool(v []string) (bool, bool) {
-	if len(v) != 1 {
-		return false, len(v) == 0
-	}
-	switch strings.TrimSpace(v[0]) {
-	case "1", "true":
-		return true, true
-	case "0", "false":
-		return false, true
-	}
-	return false, false
-}
-
-// formBuilder writes an XEP-0004 form.
-type formBuilder struct{ b []byte }
-
-func newForm(b []byte, typ, formType string) *formBuilder {
-	b = append(b, "<x xmlns='"+NSData+"' type='"...)
-	b = append(b, typ...)
-	b = append(b, "'><field var='FORM_TYPE' type='hidden'><value>"...)
-	b = stanza.AppendEscape(b, formType)
-	b = append(b, "</value></field>"...)
-	return &formBuilder{b}
-}
-
-func (f *formBuilder) field(typ, v, label string, values ...string) *formBuilder {
-	f.b = append(f.b, "<field"...)
-	f.b = appendAttr(f.b, "var", v)
-	if typ != "" {
-		f.b = appendAttr(f.b, "type", typ)
-	}
-	if label != "" {
-		f.b = appendAttr(f.b, "label", label)
-	}
-	f.b = append(f.b, '>')
-	for _, x := range values {
-		f.b = appendText(f.b, "value", x)
-	}
-	f.b = append(f.b, "</field>"...)
-	return f
-}
-
-func (f *formBuilder) list(typ, v, label, value string, options ...string) *formBuilder {
-	f.b = append(f.b, "<field"...)
-	f.b = appendAttr(f.b, "var", v)
-	f.b = appendAttr(f.b, "type", typ)
-	f.b = appendAttr(f.b, "label", label)
-	f.b = append(f.b, '>')
-	f.b = appendText(f.b, "value", value)
-	for i := 0; i+1 < len(options); i += 2 {
-		f.b = append(f.b, "<option"...)
-		f.b = appendAttr(f.b, "label", options[i+1])
-		f.b = append(f.b, '>')
-		f.b = appendText(f.b, "value", options[i])
-		f.b = append(f.b, "</option>"...)
-	}
-	f.b = append(f.b, "</field>"...)
-	return f
-}
-
-func (f *formBuilder) done() []byte { return append(f.b, "</x>"...) }
-
-func boolValue(v bool) string {
-	if v {
-		return "1"
-	}
-	return "0"
 }

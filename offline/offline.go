@@ -182,7 +182,7 @@ func (m *Module) store(ctx context.Context, d *module.Delivery) (module.Verdict,
 		stored = s.AppendChild(delayElement(m.domain, now))
 	}
 	item := storage.ArchiveItem{ID: stanza.NewID(), With: with, Time: now, OriginID: oid, Data: stored.Raw}
-	if err := module.Append(ctx, m.archive, owner, item); err != nil {
+	if err := module.Append(ctx, d.Origin.Durability, m.archive, owner, item); err != nil {
 		return module.Continue, fmt.Errorf("offline: %w", err)
 	}
 	m.mu.Lock()

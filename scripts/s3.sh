@@ -31,7 +31,9 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral range (32768 and up by default): a port there can be the local end of
+		# some outgoing connection, which no connect test sees, and the gateway's bind would then fail.
+		p=$((20000 + RANDOM % 12000))
 		if ! port_open "$p"; then
 			echo "$p"
 			return 0
@@ -96,14 +98,21 @@ start() {
 	DIR=$(mktemp -d "${TMPDIR:-/tmp}/parley-s3-data.XXXXXX")
 	# The posix backend serves each top-level directory as a bucket.
 	mkdir -p "$DIR/root/$BUCKET"
-	PORT=$(free_port)
-	ROOT_ACCESS_KEY=$ACCESS_KEY ROOT_SECRET_KEY=$SECRET_KEY \
-		nohup "$TOOLS/versitygw" --port "127.0.0.1:$PORT" posix "$DIR/root" >"$DIR/versitygw.log" 2>&1 9>&- &
-	PID=$!
-	for _ in $(seq 1 100); do
+	# Another process may take the port between the check and the bind: then the gateway exits at once, and
+	# another port is tried.
+	for _ in 1 2 3; do
+		PORT=$(free_port)
+		ROOT_ACCESS_KEY=$ACCESS_KEY ROOT_SECRET_KEY=$SECRET_KEY \
+			nohup "$TOOLS/versitygw" --port "127.0.0.1:$PORT" posix "$DIR/root" >"$DIR/versitygw.log" 2>&1 9>&- &
+		PID=$!
+		for _ in $(seq 1 100); do
+			port_open "$PORT" && break
+			kill -0 "$PID" 2>/dev/null || break
+			sleep 0.1
+		done
 		port_open "$PORT" && break
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
+		kill -0 "$PID" 2>/dev/null && break # alive but slow: reported below
+		log "versitygw could not listen on 127.0.0.1:$PORT; trying another port"
 	done
 	if ! port_open "$PORT"; then
 		log "versitygw did not start; its log:"

@@ -38,7 +38,7 @@ type Users interface {
 	// SetCredentials replaces every credential of the account; ErrNotFound if there is no such account.
 	SetCredentials(ctx context.Context, user string, creds []ScramCredential) error
 	// DeleteUser removes the account and everything stored for it (roster, key-value data, archives owned by
-	// it); ErrNotFound if there is no such account.
+	// it, its pubsub nodes); ErrNotFound if there is no such account.
 	DeleteUser(ctx context.Context, user string) error
 	// ListUsers returns up to limit account names in ascending order, starting after the name after.
 	ListUsers(ctx context.Context, after string, limit int) ([]string, error)
@@ -138,6 +138,7 @@ type Store interface {
 	Roster
 	KV
 	Rooms
+	PubSub
 	// Archive opens the archive with the given name (created on first use).
 	Archive(name string) Archive
 	// Ping checks that the backend answers.

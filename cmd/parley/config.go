@@ -17,8 +17,8 @@ import (
 	"parley.im/parley/httpupload"
 	"parley.im/parley/muc"
 	"parley.im/parley/offline"
-	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/c2s"
+	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
@@ -89,7 +89,7 @@ type Config struct {
 	Roster   roster.Config   `yaml:"roster"`
 	Version  version.Config  `yaml:"version"`
 	Offline  offline.Config  `yaml:"offline"`
-	Archive  archive.Config  `yaml:"archive"`
+	Archive  mam.Config      `yaml:"archive"`
 	MUC      muc.Config      `yaml:"muc"`
 	Push     push.Config     `yaml:"push"`
 	// HTTPUpload is the XEP-0363 service.

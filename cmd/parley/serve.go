@@ -30,11 +30,11 @@ import (
 	"parley.im/parley/storage/pg"
 	"parley.im/parley/storage/s3"
 	"parley.im/parley/storage/sqlite"
-	"parley.im/parley/xmpp/archive"
 	"parley.im/parley/xmpp/auth"
 	"parley.im/parley/xmpp/c2s"
 	"parley.im/parley/xmpp/carbons"
 	"parley.im/parley/xmpp/disco"
+	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/ping"
 	"parley.im/parley/xmpp/presence"
@@ -166,12 +166,12 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		return auth.DeriveAll(password, cfg.Auth.ScramIterations)
 	}
 	return []module.Module{
-		roster.New(cfg.Roster, store),
+		roster.New(cfg.Roster, store, store),
 		// presence uses the roster store and pushes through package roster.
 		presence.New(store, store),
 		// archive before carbons: it stamps the stanza-id that carbon copies carry, and it drops client retries
 		// (origin-id) before anything is copied or routed.
-		archive.New(cfg.Archive, mamArchive, store),
+		mam.New(cfg.Archive, mamArchive, store),
 		carbons.New(),
 		ping.New(),
 		version.New(cfg.Version, Version),

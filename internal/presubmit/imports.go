@@ -24,7 +24,7 @@ const Root = "parley.im/parley"
 // without an edit here.
 var Modules = []string{
 	"httpupload", "muc", "offline",
-	"xmpp/archive", "xmpp/carbons", "xmpp/disco", "xmpp/mam", "xmpp/ping", "xmpp/presence", "xmpp/push",
+	"xmpp/mam", "xmpp/carbons", "xmpp/disco", "xmpp/mamcodec", "xmpp/ping", "xmpp/presence", "xmpp/push",
 	"xmpp/register", "xmpp/roster", "xmpp/version",
 }
 

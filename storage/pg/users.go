@@ -121,8 +121,8 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 	return nil
 }
 
-// DeleteUser removes the account, its credentials, roster, key-value data and its items in every archive;
-// storage.ErrNotFound if there is no such account.
+// DeleteUser removes the account, its credentials, roster, key-value data, pubsub nodes and its items in every
+// archive; storage.ErrNotFound if there is no such account.
 func (s *Store) DeleteUser(ctx context.Context, user string) error {
 	tx, err := s.begin(ctx)
 	if err != nil {
@@ -141,6 +141,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) error {
 	b.Queue("DELETE FROM roster_items WHERE owner = $1", user)
 	b.Queue("DELETE FROM roster_versions WHERE owner = $1", user)
 	b.Queue("DELETE FROM kv WHERE owner = $1", user)
+	b.Queue("DELETE FROM pubsub_nodes WHERE owner = $1", user) // items, affiliations and subscriptions cascade
 	// The archive indexes lead with the archive name; a loose index scan finds the few names, so that each
 	// owner lookup is an index range instead of a scan of every archive's items.
 	b.Queue(`WITH RECURSIVE names (name) AS (

@@ -114,8 +114,8 @@ func (s *Store) SetCredentials(ctx context.Context, user string, creds []storage
 	return nil
 }
 
-// DeleteUser removes the account, its credentials, roster, key-value data and its items in every archive;
-// storage.ErrNotFound if there is no such account.
+// DeleteUser removes the account, its credentials, roster, key-value data, pubsub nodes and its items in every
+// archive; storage.ErrNotFound if there is no such account.
 func (s *Store) DeleteUser(ctx context.Context, user string) error {
 	tx, err := s.writeTx(ctx)
 	if err != nil {
@@ -135,6 +135,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) error {
 		"DELETE FROM roster_items WHERE owner = ?",
 		"DELETE FROM roster_versions WHERE owner = ?",
 		"DELETE FROM kv WHERE owner = ?",
+		"DELETE FROM pubsub_nodes WHERE owner = ?", // items, affiliations and subscriptions cascade
 		// The archive indexes lead with the archive name; a loose index scan finds the few names, so that
 		// each owner lookup is an index range instead of a scan of every archive's items.
 		`WITH RECURSIVE names (name) AS (

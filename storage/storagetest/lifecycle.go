@@ -21,6 +21,9 @@ func testDeleteUserCascades(t *testing.T, open func(t *testing.T) storage.Store)
 		must(t, "PutValue", s.PutValue(ctx, u, "private/x", []byte("x")))
 		must(t, "Append", mam.Append(ctx, u, fixture()...))
 		must(t, "Append", offline.Append(ctx, u, msg("off-1", carol, base)))
+		must(t, "CreateNode", s.CreateNode(ctx, psNode(u, nodeDevices, 0), storage.PubSubLimits{}))
+		_, err = s.Publish(ctx, u, nodeDevices, psItem("1", 0, "<list/>"), storage.PubSubLimits{})
+		must(t, "Publish", err)
 	}
 	_, verBefore, err := s.Roster(ctx, alice)
 	must(t, "Roster", err)
@@ -49,6 +52,12 @@ func testDeleteUserCascades(t *testing.T, open func(t *testing.T) storage.Store)
 		t.Errorf("HasOrigin after DeleteUser = true")
 	}
 
+	nodes, err := s.Nodes(ctx, alice)
+	must(t, "Nodes", err)
+	if len(nodes) != 0 {
+		t.Errorf("pubsub nodes after DeleteUser: %+v", nodes)
+	}
+
 	// Bob keeps everything.
 	got, err := s.Credentials(ctx, bob)
 	must(t, "Credentials of the other account", err)
@@ -63,6 +72,11 @@ func testDeleteUserCascades(t *testing.T, open func(t *testing.T) storage.Store)
 	sameStrings(t, "other account's keys", keys, []string{"private/x", "vcard"})
 	count(t, mam, bob, "other account's mam", storage.ArchiveQuery{}, 10)
 	count(t, offline, bob, "other account's offline", storage.ArchiveQuery{}, 1)
+	nodes, err = s.Nodes(ctx, bob)
+	must(t, "Nodes", err)
+	if len(nodes) != 1 {
+		t.Errorf("other account's pubsub nodes: %+v", nodes)
+	}
 	names, err := s.ListUsers(ctx, "", 0)
 	must(t, "ListUsers", err)
 	sameStrings(t, "ListUsers after DeleteUser", names, []string{bob})

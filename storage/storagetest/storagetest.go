@@ -27,6 +27,10 @@
 //   - After Close, Ping and Append fail instead of blocking.
 //   - Archives are storage.Queued: appends to several archives and owners of one store can be committed as one
 //     unit (storage.Group), stored whole or not at all.
+//   - PubSub items come back in publish order, oldest first; republishing an id makes that item the newest.
+//     Publish and ConfigureNode return the ids they trimmed, oldest first. A node with MaxItems 0 ("max")
+//     holds PubSubLimits.MaxItems items and then refuses new ids with a *LimitError rather than trimming;
+//     replacing an existing id still succeeds. Item payloads come back byte for byte.
 package storagetest
 
 import (
@@ -50,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("KV", func(t *testing.T) { testKV(t, open) })
 	t.Run("Archive", func(t *testing.T) { testArchive(t, open) })
 	t.Run("Rooms", func(t *testing.T) { testRooms(t, open) })
+	t.Run("PubSub", func(t *testing.T) { testPubSub(t, open) })
 	t.Run("DeleteUserCascades", func(t *testing.T) { testDeleteUserCascades(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
 	t.Run("DefectMessageCopiesCommitTogether", func(t *testing.T) { testMessageCopiesCommitTogether(t, open) })

@@ -81,9 +81,7 @@ func (c *conn) negotiateBind() error {
 		b = stanza.AppendEscape(b, full.String())
 		b = append(b, "</jid></bind></iq>"...)
 		c.send(b)
-		for _, h := range c.srv.reg.SessionHooks(module.Bound) {
-			h(c.ctx, c.sess)
-		}
+		c.srv.router.Notify(c.ctx, module.Bound, c.sess)
 		if old := c.srv.router.Bind(c.sess); old != nil {
 			old.Close("conflict", "replaced by a new connection with the same resource")
 		}

@@ -16,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/xmpp/auth"
+	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 	"parley.im/parley/xmpp/stream"
 	"parley.im/parley/xmpp/transport"
@@ -52,6 +53,7 @@ type conn struct {
 	directTLS bool
 	log       *slog.Logger
 	ctx       context.Context
+	origin    module.Origin // of the stanzas of the bound session (set by attach)
 
 	rd      *stream.Reader
 	park    transport.Parker // parks the reader of a bound session while its client is idle

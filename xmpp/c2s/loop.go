@@ -145,7 +145,7 @@ func (c *conn) handleStanza(kind stanza.Kind, el *stream.Element) error {
 			return nil
 		}
 	}
-	c.srv.router.RouteFrom(c.ctx, c.sess, st)
+	c.srv.router.RouteFrom(c.ctx, c.origin, st)
 	c.sess.pending.flush() // the stanza's copies in every archive commit as one unit
 	return nil
 }

@@ -25,12 +25,19 @@ type session struct {
 	id  string // the id of the connection that bound it, for logs
 	jid jid.JID
 
-	mu         sync.Mutex
-	conn       *conn // nil while hibernating
-	ended      bool
+	mu    sync.Mutex
+	conn  *conn // nil while hibernating
+	ended bool
+	// late are messages the router handed over after the session ended but before terminate routed its
+	// unacknowledged messages again (the router picked the session just before it was unbound); rerouted is
+	// set once terminate has done so. Neither kind of message is refused: it would be lost.
+	late       []*stanza.Stanza
+	rerouted   bool
 	presence   *stanza.Stanza
 	priority   int
 	interested bool
+	carbons    bool   // XEP-0280 enabled, recorded by the carbons module
+	caps       string // XEP-0115 ver of the last presence, recorded by the presence module
 	sm         smState
 	inactive   bool             // XEP-0352: the client said it is not being looked at
 	held       []*stanza.Stanza // what waits for the client to become active
@@ -60,18 +67,30 @@ func (s *session) JID() jid.JID { return s.jid }
 // wait is held back.
 func (s *session) Send(st *stanza.Stanza) error { return s.send(nil, st) }
 
-// SendContext is Send from the router: when ctx is that of a connection's reader handling a burst of its
-// client's stanzas, the write waits for the end of the burst (batch), so that several stanzas for this
+// SendBatch is Send from the router (module.BatchSender): when b is the batch of a connection's reader handling
+// a burst of its client's stanzas, the write waits for the end of the burst, so that several stanzas for this
 // session go out in one write.
-func (s *session) SendContext(ctx context.Context, st *stanza.Stanza) error {
-	return s.send(batchFrom(ctx), st)
+func (s *session) SendBatch(b module.WriteBatch, st *stanza.Stanza) error {
+	bb, _ := b.(*transport.Batch)
+	return s.send(bb, st)
 }
 
 func (s *session) send(b *transport.Batch, st *stanza.Stanza) error {
 	s.mu.Lock()
 	if s.ended {
+		if !reroutable(st) {
+			s.mu.Unlock()
+			return errClosed
+		}
+		if !s.rerouted {
+			s.late = append(s.late, st) // terminate routes it again after the unacknowledged ones
+			s.mu.Unlock()
+			return nil
+		}
 		s.mu.Unlock()
-		return errClosed
+		// The session is unbound by now: the router cannot pick it again.
+		s.srv.router.Route(context.Background(), st)
+		return nil
 	}
 	if s.inactive {
 		if s.hold(st) {
@@ -149,6 +168,7 @@ func (s *session) SetPresence(p *stanza.Stanza, priority int) {
 	s.presence, s.priority = p, priority
 	s.mu.Unlock()
 	s.available.Store(p != nil)
+	s.srv.router.Update(s)
 }
 
 func (s *session) Interested() bool {
@@ -161,6 +181,30 @@ func (s *session) SetInterested() {
 	s.mu.Lock()
 	s.interested = true
 	s.mu.Unlock()
+}
+
+// Describe implements module.Session.
+func (s *session) Describe() module.Resource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return module.Resource{JID: s.jid, Available: s.available.Load(), Priority: s.priority, Caps: s.caps,
+		Carbons: s.carbons, Inactive: s.inactive}
+}
+
+// SetCarbons implements module.Session.
+func (s *session) SetCarbons(on bool) {
+	s.mu.Lock()
+	s.carbons = on
+	s.mu.Unlock()
+	s.srv.router.Update(s)
+}
+
+// SetCaps implements module.Session.
+func (s *session) SetCaps(ver string) {
+	s.mu.Lock()
+	s.caps = ver
+	s.mu.Unlock()
+	s.srv.router.Update(s)
 }
 
 // maxHeld bounds what an inactive session holds back; past it everything is flushed.
@@ -198,6 +242,7 @@ func (s *session) hold(st *stanza.Stanza) bool {
 
 // setActive records a XEP-0352 state change; becoming active flushes what was held.
 func (s *session) setActive(active bool) {
+	defer s.srv.router.Update(s) // Resource.Inactive
 	s.mu.Lock()
 	s.inactive = !active
 	held := s.held
@@ -284,17 +329,34 @@ func (s *session) hibernate(c *conn) {
 // messages the client never acknowledged are routed again, so that they reach another resource or offline
 // storage rather than being lost (XEP-0198 section 5).
 func (s *session) terminate() {
+	unacked, ok := s.markEnded()
+	if ok {
+		s.finish(unacked)
+	}
+}
+
+// markEnded is terminate's first half: the session takes no more stanzas for its client, and its
+// unacknowledged ones are taken out. It reports false if the session had ended already.
+func (s *session) markEnded() (unacked []*stanza.Stanza, ok bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ended {
-		s.mu.Unlock()
-		return
+		return nil, false
 	}
 	s.ended = true
 	if s.sm.timer != nil {
 		s.sm.timer.Stop()
 	}
-	unacked := s.sm.unacked
+	unacked = s.sm.unacked
 	s.sm.unacked, s.sm.unackedSz = nil, 0
+	return unacked, true
+}
+
+// finish is terminate's second half: unbind, the Closed hooks, then every message the client never got is
+// routed again (another resource, or offline storage): the unacknowledged ones, then those handed over after
+// the session ended (late).
+func (s *session) finish(unacked []*stanza.Stanza) {
+	s.mu.Lock()
 	resumable, id := s.sm.resumable, s.sm.id
 	s.mu.Unlock()
 	if resumable {
@@ -302,30 +364,42 @@ func (s *session) terminate() {
 	}
 	ctx := context.Background()
 	s.srv.router.Unbind(s)
-	for _, h := range s.srv.reg.SessionHooks(module.Closed) {
-		h(ctx, s)
-	}
+	s.srv.router.Notify(ctx, module.Closed, s)
 	n := 0
 	for _, st := range unacked {
-		if st.Kind == stanza.Message && st.Type != "error" && st.Type != "groupchat" {
+		if reroutable(st) {
 			s.srv.router.Route(ctx, st)
 			n++
 		}
 	}
-	s.srv.log.Info("session ended", "session", s.id, "jid", s.jid.String(), "rerouted_unacked", n)
+	s.mu.Lock()
+	late := s.late
+	s.late, s.rerouted = nil, true
+	s.mu.Unlock()
+	for _, st := range late {
+		s.srv.router.Route(ctx, st)
+	}
+	s.srv.log.Info("session ended", "session", s.id, "jid", s.jid.String(), "rerouted_unacked", n, "rerouted_late", len(late))
+}
+
+// reroutable reports whether a stanza a session's client never got is routed again when the session ends: a
+// message that is not an error, a groupchat message (the room has it), a carbon copy or an archive result (both
+// addressed to this resource only, and meaningless to another).
+func reroutable(st *stanza.Stanza) bool {
+	if st.Kind != stanza.Message || st.Type == "error" || st.Type == "groupchat" {
+		return false
+	}
+	copied := false
+	stanza.Children(st.Payload(), func(local, ns string, _ []byte) bool {
+		copied = (ns == "urn:xmpp:carbons:2" && (local == "sent" || local == "received")) ||
+			(ns == "urn:xmpp:mam:2" && local == "result")
+		return !copied
+	})
+	return !copied
 }
 
 var _ module.Session = (*session)(nil)
 
-// The batch of a connection's reader (transport.Batch) travels to session.SendContext in the context the
-// reader routes with: the writers of the sessions it sends to start together at the end of its burst.
-type batchKey struct{}
-
-func withBatch(ctx context.Context, b *transport.Batch) context.Context {
-	return context.WithValue(ctx, batchKey{}, b)
-}
-
-func batchFrom(ctx context.Context) *transport.Batch {
-	b, _ := ctx.Value(batchKey{}).(*transport.Batch)
-	return b
-}
+// The reader's transport.Batch travels to session.SendBatch in the Origin of the stanzas it routes
+// (module.WriteBatch): the writers of the sessions it sends to start together at the end of its burst.
+var _ module.WriteBatch = (*transport.Batch)(nil)

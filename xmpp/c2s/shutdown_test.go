@@ -60,19 +60,7 @@ func hibernatingSession(srv *Server, full string) *session {
 // their senders) must reach the Undeliverable stage (offline storage) before the store closes, once each; a
 // message of one hibernating resource must not be handed to another resource of the account that is ending too.
 func TestDefectShutdownHandsHibernatedMessagesToOffline(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	domain := jid.MustParse("example.net")
-	reg := module.NewRegistry()
-	r := router.New(domain, reg, nil, log)
-	rec := &stageRecorder{}
-	if err := reg.Register([]module.Module{rec}, r, domain, log); err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	srv, err := New(Config{AllowPlaintext: true}, domain, nil, nil, r, reg, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, r, rec := newRecordingServer(t)
 	phone := hibernatingSession(srv, "bob@example.net/phone")
 	tablet := hibernatingSession(srv, "bob@example.net/tablet")
 	from := jid.MustParse("alice@example.net/laptop")
@@ -121,5 +109,59 @@ func TestServeConnRefusedDuringShutdown(t *testing.T) {
 	got, _ := io.ReadAll(b)
 	if !strings.Contains(string(got), "<system-shutdown") {
 		t.Fatalf("got %q, want a system-shutdown stream error", got)
+	}
+}
+
+// newRecordingServer is a c2s server over a real router with a stageRecorder registered.
+func newRecordingServer(t *testing.T) (*Server, *router.Router, *stageRecorder) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	domain := jid.MustParse("example.net")
+	reg := module.NewRegistry()
+	r := router.New(domain, reg, nil, log)
+	rec := &stageRecorder{}
+	if err := reg.Register([]module.Module{rec}, r, domain, log); err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	srv, err := New(Config{AllowPlaintext: true}, domain, nil, nil, r, reg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, r, rec
+}
+
+// A message the router hands to a session that is ending (it picked the session just before it was unbound)
+// was refused and lost. It is routed again, like the session's unacknowledged messages: during the end (kept
+// until the unacknowledged ones went), and after it (routed at once); carbon copies and errors are not.
+func TestDefectMessageToEndingSessionIsNotLost(t *testing.T) {
+	srv, _, rec := newRecordingServer(t)
+	from := jid.MustParse("alice@example.net/laptop")
+	phone := hibernatingSession(srv, "bob@example.net/phone")
+	msg := func(id string, payload string) *stanza.Stanza {
+		return stanza.New(stanza.Message, "chat", id, from, phone.jid, []byte(payload))
+	}
+	if err := phone.Send(msg("unacked", "<body>1</body>")); err != nil {
+		t.Fatal(err)
+	}
+	unacked, ok := phone.markEnded()
+	if !ok {
+		t.Fatal("markEnded: the session had ended already")
+	}
+	// The window between the end and the unbind: the router may still deliver to the session.
+	if err := phone.Send(msg("late", "<body>2</body>")); err != nil {
+		t.Fatalf("a message during the end was refused: %v", err)
+	}
+	if err := phone.Send(msg("carbon", "<received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'/></received>")); err == nil {
+		t.Error("a carbon copy for the ending session was taken to be routed again")
+	}
+	phone.finish(unacked)
+	if err := phone.Send(msg("after", "<body>3</body>")); err != nil {
+		t.Fatalf("a message after the end was refused: %v", err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got, want := strings.Join(rec.undelivered, " "), "unacked late after"; got != want {
+		t.Errorf("reached offline storage: %q, want %q", got, want)
 	}
 }

@@ -21,7 +21,9 @@ func (c *conn) attach(s *session, hIn *atomic.Uint32) {
 	if s.pending == nil {
 		s.pending = newPending()
 	}
-	c.ctx = withBatch(module.WithDurability(c.ctx, s.pending), &c.batch)
+	// The origin of every stanza this connection routes: its writes to others join the reader's batch, and its
+	// durable writes are tracked for XEP-0198 acknowledgement.
+	c.origin = module.Origin{Kind: module.OriginSession, Session: s, Durability: s.pending, Batch: &c.batch}
 	c.jid = s.jid
 	c.fromAttr = append(stanza.AppendEscape([]byte(" from='"), s.jid.String()), '\'')
 	c.log = c.log.With("jid", s.jid.String())

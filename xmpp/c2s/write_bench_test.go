@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"parley.im/parley/xmpp/internal/tcptest"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -28,31 +29,12 @@ import (
 // the sender's socket to the recipient's (read loop, router, queue, write). One op is one stanza.
 // Baselines: docs/bench/baseline/c2s.txt.
 
-// benchStanza is the 218-byte chat message of the stream benchmarks as delivered: from stamped in.
-var benchStanza = []byte("<message from='alice@example.net/desk' to='bob@example.net/phone' type='chat' id='ktx72v49' xml:lang='en'>" +
-	"<body>Art thou not Romeo, and a Montague? Neither</body><origin-id xmlns='urn:xmpp:sid:0' id='ktx72v49'/></message>")
+// benchStanza and sink: the shared write-path benchmark helpers of xmpp/internal/tcptest.
+var benchStanza = tcptest.BenchStanza
 
-// sink counts the stanza bytes that reached the client and wakes the benchmark when what it expects arrived.
-type sink struct {
-	got, want atomic.Int64
-	done      chan struct{}
-}
+type sink = tcptest.Sink
 
-func newSink() *sink { return &sink{done: make(chan struct{}, 1)} }
-
-func (s *sink) add(n int) {
-	got := s.got.Add(int64(n))
-	if want := s.want.Load(); got >= want && got-int64(n) < want {
-		s.done <- struct{}{}
-	}
-}
-
-// expect adds n bytes to what must arrive; wait blocks until they have.
-func (s *sink) expect(n int) { s.want.Add(int64(n)) }
-
-// wait blocks until the expected bytes have arrived. It has no timeout of its own (a timer per wait would
-// count in allocs/op): a writer that loses bytes hangs the benchmark until go test's -timeout.
-func (s *sink) wait() { <-s.done }
+var newSink = tcptest.NewSink
 
 // countConn is a net.Conn that counts writes instead of sending them. XEP-0198 ack requests, which the writer
 // sends alone after a drain, are counted apart and not passed to the sink.
@@ -68,7 +50,7 @@ func (c *countConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	c.writes.Add(1)
-	c.sink.add(len(p))
+	c.sink.Add(len(p))
 	return len(p), nil
 }
 func (c *countConn) Read([]byte) (int, error)         { return 0, io.EOF }
@@ -164,7 +146,7 @@ func newRecipient(tb testing.TB, kind string) *recipient {
 		for {
 			n, err := cli.Read(buf)
 			if n > 0 {
-				s.add(n)
+				s.Add(n)
 			}
 			if err != nil {
 				return
@@ -215,13 +197,13 @@ func BenchmarkSessionSend(b *testing.B) {
 				b.ResetTimer()
 				for n := 0; n < b.N; n += batch {
 					k := min(batch, b.N-n)
-					rc.sink.expect(k * len(benchStanza))
+					rc.sink.Expect(k * len(benchStanza))
 					for range k {
 						if err := sess.Send(st); err != nil {
 							b.Fatal(err)
 						}
 					}
-					rc.sink.wait()
+					rc.sink.Wait()
 					if v.sm {
 						sess.mu.Lock()
 						h := sess.sm.hOut
@@ -302,11 +284,11 @@ func BenchmarkReadRouteWrite(b *testing.B) {
 			if _, err := alice.rd.Header(); err != nil {
 				b.Fatal(err)
 			}
-			bob.sink.expect(b.N * delivered)
+			bob.sink.Expect(b.N * delivered)
 			if err := alice.loop(); err != io.EOF {
 				b.Fatalf("loop ended with %v, want io.EOF", err)
 			}
-			bob.sink.wait()
+			bob.sink.Wait()
 			b.StopTimer()
 			b.ReportMetric(float64(bob.writes.Load())/float64(b.N), "writes/op")
 			if got := alice.hIn.Load(); got != uint32(b.N) {
@@ -323,14 +305,14 @@ func TestWriteBenchHarness(t *testing.T) {
 	for _, kind := range []string{"tcp", "tcp-room"} {
 		rc := newRecipient(t, kind)
 		c := rc.bind(benchServer(t), "bob@example.net/phone")
-		rc.sink.expect(3 * len(benchStanza))
+		rc.sink.Expect(3 * len(benchStanza))
 		st := &stanza.Stanza{Kind: stanza.Message, Raw: benchStanza}
 		for range 3 {
 			if err := c.sess.Send(st); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rc.sink.wait()
+		rc.sink.Wait()
 		waitIdle(&c.out)
 	}
 
@@ -344,11 +326,11 @@ func TestWriteBenchHarness(t *testing.T) {
 	if _, err := alice.rd.Header(); err != nil {
 		t.Fatal(err)
 	}
-	bob.sink.expect(2 * len(benchStanza))
+	bob.sink.Expect(2 * len(benchStanza))
 	if err := alice.loop(); err != io.EOF {
 		t.Fatalf("loop ended with %v", err)
 	}
-	bob.sink.wait()
+	bob.sink.Wait()
 	if want := string(benchStanza) + string(benchStanza); got.String() != want {
 		t.Fatalf("bob got\n%s\nwant\n%s", got.String(), want)
 	}
@@ -386,11 +368,11 @@ func TestBurstCoalescesInlineWrites(t *testing.T) {
 	if _, err := alice.rd.Header(); err != nil {
 		t.Fatal(err)
 	}
-	bob.sink.expect(n * (len(clientChat) + len(alice.fromAttr)))
+	bob.sink.Expect(n * (len(clientChat) + len(alice.fromAttr)))
 	if err := alice.loop(); err != io.EOF {
 		t.Fatalf("loop ended with %v, want io.EOF", err)
 	}
-	bob.sink.wait()
+	bob.sink.Wait()
 	if w := bob.writes.Load(); w > n/4 {
 		t.Errorf("a burst of %d messages to bob took %d writes to his socket, want a few", n, w)
 	}

@@ -6,7 +6,6 @@ package carbons
 import (
 	"bytes"
 	"context"
-	"sync"
 
 	"mellium.im/xmpp/jid"
 
@@ -24,13 +23,10 @@ const (
 // Module copies messages to the other resources of an account.
 type Module struct {
 	router module.Router
-
-	mu      sync.RWMutex
-	enabled map[module.Session]struct{}
 }
 
 // New returns the carbons module.
-func New() *Module { return &Module{enabled: make(map[module.Session]struct{})} }
+func New() *Module { return &Module{} }
 
 // Name implements module.Module.
 func (*Module) Name() string { return "carbons" }
@@ -49,25 +45,16 @@ func (m *Module) Register(h *module.Host) error {
 	}
 	h.OnMessage(module.Outbound, m.sent)
 	h.OnMessage(module.Inbound, m.received)
-	h.OnSession(module.Closed, func(_ context.Context, s module.Session) {
-		m.mu.Lock()
-		delete(m.enabled, s)
-		m.mu.Unlock()
-	})
 	return nil
 }
 
 func (m *Module) toggle(_ context.Context, iq *module.IQ) ([]byte, error) {
-	if !iq.ToSelf() || iq.Session == nil {
+	if !iq.ToSelf() || iq.Origin.Session == nil {
 		return nil, stanza.ErrForbidden
 	}
-	m.mu.Lock()
-	if iq.Local == "enable" {
-		m.enabled[iq.Session] = struct{}{}
-	} else {
-		delete(m.enabled, iq.Session)
-	}
-	m.mu.Unlock()
+	// The flag is part of the session's description (module.Resource.Carbons), so that it can be known on
+	// other nodes.
+	iq.Origin.Session.SetCarbons(iq.Local == "enable")
 	return nil, nil
 }
 
@@ -99,35 +86,34 @@ func eligible(s *stanza.Stanza) bool {
 	return false
 }
 
-// copies returns the carbon-enabled sessions of owner except those in skip.
+// copies returns the sessions of owner on this node whose description says carbons are enabled, except those
+// in skip. (Resources on other nodes are not copied to yet: that needs a route that skips the Inbound stage.)
 func (m *Module) copies(owner jid.JID, skip []module.Session) []module.Session {
 	sessions := m.router.Sessions(owner)
 	if len(sessions) <= len(skip) {
 		return nil
 	}
 	var out []module.Session
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 next:
 	for _, s := range sessions {
-		if _, ok := m.enabled[s]; !ok {
-			continue
-		}
 		for _, k := range skip {
 			if k == s {
 				continue next
 			}
 		}
-		out = append(out, s)
+		if s.Describe().Carbons {
+			out = append(out, s)
+		}
 	}
 	return out
 }
 
 func (m *Module) sent(_ context.Context, d *module.Delivery) (module.Verdict, error) {
-	if d.Sender == nil || !eligible(d.Stanza) {
+	sender, ok := d.Origin.FromSession()
+	if !ok || !eligible(d.Stanza) {
 		return module.Continue, nil
 	}
-	m.forward(d.Owner, m.copies(d.Owner, []module.Session{d.Sender}), "sent", d.Stanza)
+	m.forward(d.Owner, m.copies(d.Owner, []module.Session{sender}), "sent", d.Stanza)
 	return module.Continue, nil
 }
 

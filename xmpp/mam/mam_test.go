@@ -1,202 +1,401 @@
-package mam
+package mam_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"strings"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/mam"
+	"parley.im/parley/xmpp/mamcodec"
+	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/module/moduletest"
 	"parley.im/parley/xmpp/stanza"
 )
 
-func form(fields string) string {
-	return `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>` +
-		fields + `</x>`
+type env struct {
+	h     *moduletest.Host
+	mam   storage.Archive
+	kv    storage.KV
+	m     *mam.Module
+	phone *moduletest.Session
 }
 
-func TestParseQuery(t *testing.T) {
-	start := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, c := range []struct {
-		name, xml string
-		want      Query
-	}{
-		{"empty", `<query xmlns='urn:xmpp:mam:2'/>`, Query{Archive: storage.ArchiveQuery{Limit: 50}}},
-		{"queryid and node", `<query xmlns='urn:xmpp:mam:2' queryid='q&amp;1' node='n'/>`,
-			Query{ID: "q&1", Node: "n", Archive: storage.ArchiveQuery{Limit: 50}}},
-		{"filters", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>Juliet@Capulet.lit/Balcony</value></field>`+
-			`<field var='start'><value>2024-03-01T13:30:00+01:30</value></field>`+
-			`<field var='end'><value>2024-03-02T00:00:00.5Z</value></field>`) + `</query>`,
-			Query{Archive: storage.ArchiveQuery{With: "juliet@capulet.lit/Balcony", Start: start,
-				End: time.Date(2024, 3, 2, 0, 0, 0, 5e8, time.UTC), Limit: 50}}},
-		{"extended ids", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='before-id'><value>b</value></field>`+
-			`<field var='after-id'><value>a</value></field><field var='ids'><value>1</value><value>2</value></field>`) + `</query>`,
-			Query{Archive: storage.ArchiveQuery{BeforeID: "b", AfterID: "a", IDs: []string{"1", "2"}, Limit: 50}}},
-		{"rsm after", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>10</max><after>x9</after></set></query>`,
-			Query{Archive: storage.ArchiveQuery{AfterID: "x9", Limit: 10}}},
-		{"rsm last page", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>5</max><before/></set></query>`,
-			Query{Archive: storage.ArchiveQuery{Last: true, Limit: 5}}},
-		{"rsm before id, flipped", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><before>x3</before></set><flip-page/></query>`,
-			Query{Flip: true, Archive: storage.ArchiveQuery{BeforeID: "x3", Last: true, Limit: 50}}},
-		{"max capped", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>100000</max></set></query>`,
-			Query{Archive: storage.ArchiveQuery{Limit: 250}}},
-		{"count only", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>0</max></set></query>`,
-			Query{CountOnly: true, Archive: storage.ArchiveQuery{Limit: 50}}},
+func setup(t *testing.T, cfg mam.Config) env {
+	t.Helper()
+	st := moduletest.Store(t)
+	e := env{mam: st.Archive("mam"), kv: st}
+	e.m = mam.New(cfg, e.mam, st)
+	e.h = moduletest.New(t, e.m)
+	e.phone = e.h.Online(t.Context(), "alice@example.net/phone", 0)
+	return e
+}
+
+func (e env) items(t *testing.T, owner string) []storage.ArchiveItem {
+	t.Helper()
+	items, _, err := e.mam.Query(t.Context(), owner, storage.ArchiveQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items
+}
+
+type stanzaID struct {
+	By string `xml:"by,attr"`
+	ID string `xml:"id,attr"`
+}
+
+type delivered struct {
+	Body string     `xml:"body"`
+	IDs  []stanzaID `xml:"urn:xmpp:sid:0 stanza-id"`
+}
+
+func TestInboundMessageIsStampedAndArchived(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	e.h.Router.Route(ctx, moduletest.Message("bob@other.org/x", "alice@example.net/phone", "chat", "<body>hi</body>"))
+
+	got := e.phone.Received()
+	if len(got) != 1 {
+		t.Fatalf("alice got %d stanzas, want the message", len(got))
+	}
+	var m delivered
+	moduletest.Decode(t, got[0], &m)
+	if len(m.IDs) != 1 || m.IDs[0].By != "alice@example.net" || m.IDs[0].ID == "" {
+		t.Fatalf("delivered %s, want one stanza-id by alice's archive", got[0].Raw)
+	}
+	items := e.items(t, "alice@example.net")
+	if len(items) != 1 || items[0].ID != m.IDs[0].ID || items[0].With != "bob@other.org" {
+		t.Fatalf("archive holds %+v, want the message under its stanza-id, with bob", items)
+	}
+	st, err := stanza.Parse(items[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a delivered
+	moduletest.Decode(t, st, &a)
+	if a.Body != "hi" || len(a.IDs) != 1 {
+		t.Errorf("archived %s, want the message as delivered", items[0].Data)
+	}
+}
+
+func TestForgedStanzaIDIsReplaced(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	e.h.Router.Route(ctx, moduletest.Message("bob@other.org/x", "alice@example.net/phone", "chat",
+		"<body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.net' id='forged'/><stanza-id xmlns='urn:xmpp:sid:0' by='other.org' id='theirs'/>"))
+	var m delivered
+	moduletest.Decode(t, e.phone.Received()[0], &m)
+	var ours []string
+	for _, id := range m.IDs {
+		if id.By == "alice@example.net" {
+			ours = append(ours, id.ID)
+		}
+	}
+	if len(ours) != 1 || ours[0] == "forged" {
+		t.Errorf("stanza-ids by alice's archive: %q, want one the archive made (XEP-0359 section 4)", ours)
+	}
+	if !slices.Contains(m.IDs, stanzaID{By: "other.org", ID: "theirs"}) {
+		t.Errorf("another entity's stanza-id was removed: %+v", m.IDs)
+	}
+}
+
+func TestSentMessageIsArchivedForTheSender(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	e.h.SendMessage(ctx, e.phone, moduletest.Message("alice@example.net/phone", "bob@other.org", "chat", "<body>out</body>"))
+	items := e.items(t, "alice@example.net")
+	if len(items) != 1 || items[0].With != "bob@other.org" {
+		t.Fatalf("sender's archive: %+v, want the sent message with bob", items)
+	}
+	if left := e.h.Router.Left(); len(left) != 1 || moduletest.Child(left[0], mam.NSSid, "stanza-id") != nil {
+		t.Errorf("what left: %v, want the message without a stanza-id of the sender's archive", left)
+	}
+}
+
+func TestMessagesThatAreNotArchived(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	for _, c := range []struct{ name, typ, inner string }{
+		{"chat state only", "chat", "<composing xmlns='http://jabber.org/protocol/chatstates'/>"},
+		{"no-store hint", "chat", "<body>x</body><no-store xmlns='urn:xmpp:hints'/>"},
+		{"no-permanent-store hint", "chat", "<body>x</body><no-permanent-store xmlns='urn:xmpp:hints'/>"},
+		{"headline", "headline", "<body>x</body>"},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			q, err := ParseQuery([]byte(c.xml), Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprintf("%+v", *q) != fmt.Sprintf("%+v", c.want) {
-				t.Errorf("got  %+v\nwant %+v", *q, c.want)
-			}
-		})
-	}
-}
-
-func TestParseQueryErrors(t *testing.T) {
-	for _, c := range []struct{ name, xml, cond string }{
-		{"not xml", `<query xmlns='urn:xmpp:mam:2'>`, "bad-request"},
-		{"wrong ns", `<query xmlns='urn:xmpp:mam:1'/>`, "bad-request"},
-		{"wrong form type", `<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:other</value></field></x></query>`, "bad-request"},
-		{"unknown field", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='{urn:xmpp:fulltext:0}fulltext'><value>x</value></field>`) + `</query>`, "bad-request"},
-		{"bad with", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>@@</value></field>`) + `</query>`, "bad-request"},
-		{"bad start", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='start'><value>yesterday</value></field>`) + `</query>`, "bad-request"},
-		{"end before start", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='start'><value>2024-01-02T00:00:00Z</value></field><field var='end'><value>2024-01-01T00:00:00Z</value></field>`) + `</query>`, "bad-request"},
-		{"two values", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>a@b</value><value>c@d</value></field>`) + `</query>`, "bad-request"},
-		{"field twice", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='with'><value>a@b</value></field><field var='with'><value>c@d</value></field>`) + `</query>`, "bad-request"},
-		{"negative max", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>-1</max></set></query>`, "bad-request"},
-		{"after and before", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after>a</after><before>b</before></set></query>`, "bad-request"},
-		{"empty after", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after/></set></query>`, "bad-request"},
-		{"index", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><index>3</index></set></query>`, "feature-not-implemented"},
-		{"rsm after with after-id", `<query xmlns='urn:xmpp:mam:2'>` + form(`<field var='after-id'><value>a</value></field>`) + `<set xmlns='http://jabber.org/protocol/rsm'><after>b</after></set></query>`, "bad-request"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := ParseQuery([]byte(c.xml), Limits{})
-			var se *stanza.Error
-			if !errors.As(err, &se) || se.Condition != c.cond {
-				t.Fatalf("err = %v, want %s", err, c.cond)
-			}
-		})
-	}
-}
-
-// memArchive is a minimal in-memory storage.Archive, enough for Fetch.
-type memArchive struct{ items []storage.ArchiveItem }
-
-func (m *memArchive) Append(_ context.Context, _ string, items ...storage.ArchiveItem) error {
-	m.items = append(m.items, items...)
-	return nil
-}
-
-func (m *memArchive) sel(q storage.ArchiveQuery) []storage.ArchiveItem {
-	var out []storage.ArchiveItem
-	for _, it := range m.items {
-		if q.With != "" && it.With != q.With {
-			continue
+		m := moduletest.Message("bob@other.org/x", "alice@example.net/phone", c.typ, c.inner)
+		res := e.h.Inbound(ctx, m, e.phone)
+		if res.Stanza != m {
+			t.Errorf("%s: the message was changed: %s", c.name, res.Stanza.Raw)
 		}
-		out = append(out, it)
+		e.h.Outbound(ctx, e.phone, moduletest.Message("alice@example.net/phone", "bob@other.org", c.typ, c.inner))
 	}
-	return out
+	if items := e.items(t, "alice@example.net"); len(items) != 0 {
+		t.Errorf("archived %d messages, want none", len(items))
+	}
 }
 
-func (m *memArchive) Query(_ context.Context, _ string, q storage.ArchiveQuery) ([]storage.ArchiveItem, bool, error) {
-	s := m.sel(q)
-	idx := func(id string) int {
-		for i, it := range m.items {
-			if it.ID == id {
-				return i
-			}
-		}
-		return -1
+func TestUndeliverableMessageIsArchived(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	res := e.h.Undeliverable(ctx, moduletest.Message("bob@other.org/x", "carol@example.net", "chat", "<body>later</body>"))
+	if res.Verdict != module.Continue {
+		t.Errorf("undeliverable: %+v, want the archive to let offline storage have it", res)
 	}
-	if q.AfterID != "" {
-		if idx(q.AfterID) < 0 {
-			return nil, false, storage.ErrNotFound
-		}
-		for i, it := range s {
-			if idx(it.ID) > idx(q.AfterID) {
-				s = s[i:]
-				break
-			}
-			if i == len(s)-1 {
-				s = nil
-			}
-		}
+	if items := e.items(t, "carol@example.net"); len(items) != 1 {
+		t.Errorf("carol's archive has %d items, want 1", len(items))
 	}
-	if q.Limit > 0 && len(s) > q.Limit {
-		if q.Last {
-			return s[len(s)-q.Limit:], false, nil
-		}
-		return s[:q.Limit], false, nil
-	}
-	return s, true, nil
-}
-func (m *memArchive) Count(_ context.Context, _ string, q storage.ArchiveQuery) (int, error) {
-	return len(m.sel(q)), nil
-}
-func (m *memArchive) Delete(context.Context, string, ...string) error        { return nil }
-func (m *memArchive) DeleteOwner(context.Context, string) error              { return nil }
-func (m *memArchive) DeleteBefore(context.Context, time.Time) (int64, error) { return 0, nil }
-func (m *memArchive) HasOrigin(context.Context, string, string, string) (bool, error) {
-	return false, nil
 }
 
-func TestFetchAndRender(t *testing.T) {
-	a := &memArchive{}
-	at := time.Date(2024, 3, 1, 12, 0, 0, 123456000, time.UTC)
+type result struct {
+	QueryID   string `xml:"queryid,attr"`
+	ID        string `xml:"id,attr"`
+	Forwarded struct {
+		Delay struct {
+			Stamp string `xml:"stamp,attr"`
+		} `xml:"urn:xmpp:delay delay"`
+		Message struct {
+			Body string `xml:"body"`
+		} `xml:"jabber:client message"`
+	} `xml:"urn:xmpp:forward:0 forwarded"`
+}
+
+type fin struct {
+	Fin *struct {
+		Complete bool `xml:"complete,attr"`
+		Set      struct {
+			First string `xml:"first"`
+			Last  string `xml:"last"`
+			Count int    `xml:"count"`
+		} `xml:"http://jabber.org/protocol/rsm set"`
+	} `xml:"urn:xmpp:mam:2 fin"`
+}
+
+// query runs a MAM query and returns the bodies of the results, their ids and the fin.
+func (e env) query(t *testing.T, inner string) (bodies, ids []string, f fin) {
+	t.Helper()
+	reply := e.h.SendIQ(t.Context(), e.phone, "set", "<query xmlns='urn:xmpp:mam:2' queryid='q1'>"+inner+"</query>")
+	if reply.Type != "result" {
+		t.Fatalf("query %s: %s", inner, reply.Raw)
+	}
+	moduletest.Decode(t, reply, &f)
+	if f.Fin == nil {
+		t.Fatalf("query %s: no fin in %s", inner, reply.Raw)
+	}
+	for _, s := range e.phone.Take() {
+		var m struct {
+			From   string `xml:"from,attr"`
+			Result result `xml:"urn:xmpp:mam:2 result"`
+		}
+		moduletest.Decode(t, s, &m)
+		if m.From != "alice@example.net" || m.Result.QueryID != "q1" || m.Result.Forwarded.Delay.Stamp == "" {
+			t.Errorf("result message %s, want from the archive, with queryid and delay", s.Raw)
+		}
+		bodies = append(bodies, m.Result.Forwarded.Message.Body)
+		ids = append(ids, m.Result.ID)
+	}
+	return bodies, ids, f
+}
+
+func TestQueryPagesWithRSM(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
 	for i := range 5 {
-		a.Append(t.Context(), "room@muc", storage.ArchiveItem{ID: fmt.Sprintf("id%d", i), Time: at,
-			Data: []byte(fmt.Sprintf("<message from='room@muc/n' type='groupchat'><body>%d</body></message>", i))})
+		e.h.Inbound(ctx, moduletest.Message("bob@other.org/x", "alice@example.net/phone", "chat", "<body>"+strconv.Itoa(i)+"</body>"), e.phone)
 	}
-	q, err := ParseQuery([]byte(`<query xmlns='urn:xmpp:mam:2' queryid='f1'><set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set><flip-page/></query>`), Limits{})
-	if err != nil {
-		t.Fatal(err)
+	e.h.Inbound(ctx, moduletest.Message("carol@other.org/x", "alice@example.net/phone", "chat", "<body>carol</body>"), e.phone)
+	rsm := func(s string) string { return "<set xmlns='http://jabber.org/protocol/rsm'>" + s + "</set>" }
+
+	var all []string
+	after := ""
+	for page := 0; ; page++ {
+		set := "<max>2</max>"
+		if after != "" {
+			set += "<after>" + after + "</after>"
+		}
+		bodies, ids, f := e.query(t, rsm(set))
+		all = append(all, bodies...)
+		if f.Fin.Set.Count != 6 {
+			t.Errorf("page %d: count %d, want 6", page, f.Fin.Set.Count)
+		}
+		if len(ids) > 0 && (f.Fin.Set.First != ids[0] || f.Fin.Set.Last != ids[len(ids)-1]) {
+			t.Errorf("page %d: first/last %s/%s, results %v", page, f.Fin.Set.First, f.Fin.Set.Last, ids)
+		}
+		if f.Fin.Complete {
+			break
+		}
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+		after = f.Fin.Set.Last
 	}
-	p, err := Fetch(t.Context(), a, "room@muc", q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(p.Items) != 2 || p.Items[0].ID != "id4" || p.Items[1].ID != "id3" || p.Complete || p.Count != 5 {
-		t.Fatalf("flipped last page = %+v", p)
-	}
-	fin := string(AppendFin(nil, p))
-	want := "<fin xmlns='urn:xmpp:mam:2' complete='false'><set xmlns='http://jabber.org/protocol/rsm'><first>id4</first><last>id3</last><count>5</count></set></fin>"
-	if fin != want {
-		t.Errorf("fin = %s\nwant %s", fin, want)
-	}
-	msg := ResultMessage(jid.MustParse("room@muc"), jid.MustParse("u@h/r"), "f1", p.Items[0])
-	wantMsg := "<message from='room@muc' to='u@h/r'><result xmlns='urn:xmpp:mam:2' queryid='f1' id='id4'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2024-03-01T12:00:00.123456Z'/><message xmlns='jabber:client' from='room@muc/n' type='groupchat'><body>4</body></message></forwarded></result></message>"
-	if string(msg.Raw) != wantMsg {
-		t.Errorf("result = %s\nwant %s", msg.Raw, wantMsg)
+	if want := []string{"0", "1", "2", "3", "4", "carol"}; !slices.Equal(all, want) {
+		t.Errorf("paged through %q, want %q", all, want)
 	}
 
-	q, _ = ParseQuery([]byte(`<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after>nope</after></set></query>`), Limits{})
-	if _, err := Fetch(t.Context(), a, "room@muc", q); err == nil || !strings.Contains(err.Error(), "item-not-found") {
-		t.Errorf("unknown after id: %v, want item-not-found", err)
+	// <before/> pages from the end.
+	bodies, _, f := e.query(t, rsm("<max>2</max><before/>"))
+	if !slices.Equal(bodies, []string{"4", "carol"}) || f.Fin.Complete {
+		t.Errorf("last page: %q complete=%v, want [4 carol], incomplete", bodies, f.Fin.Complete)
 	}
-	q, _ = ParseQuery([]byte(`<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>0</max></set></query>`), Limits{})
-	p, err = Fetch(t.Context(), a, "room@muc", q)
-	if err != nil || len(p.Items) != 0 || p.Count != 5 {
-		t.Errorf("count only = %+v, %v", p, err)
+
+	// The with filter.
+	form := "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>" +
+		"<field var='with'><value>carol@other.org</value></field></x>"
+	if bodies, _, f := e.query(t, form); !slices.Equal(bodies, []string{"carol"}) || !f.Fin.Complete {
+		t.Errorf("with carol: %q, want [carol]", bodies)
 	}
-	if got := string(AppendFin(nil, p)); !strings.Contains(got, "<set xmlns='http://jabber.org/protocol/rsm'><count>5</count></set>") {
-		t.Errorf("empty page fin = %s", got)
+
+	// An id the archive does not hold.
+	reply := e.h.SendIQ(ctx, e.phone, "set", "<query xmlns='urn:xmpp:mam:2'>"+rsm("<after>nope</after>")+"</query>")
+	if got := moduletest.ErrorCondition(reply); got != "item-not-found" {
+		t.Errorf("after an unknown id: %q, want item-not-found", got)
+	}
+	if n := len(e.phone.Take()); n != 0 {
+		t.Errorf("a failed query sent %d results", n)
 	}
 }
 
-func TestAppendFieldsIsXML(t *testing.T) {
-	if _, err := ParseQuery(AppendFields(nil), Limits{}); err == nil {
-		// A form of type 'form' is not a submission.
-		t.Error("the fields form parsed as a query")
+func TestQueryIsForTheOwnArchiveOnly(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	e.h.Inbound(ctx, moduletest.Message("alice@example.net/phone", "bob@example.net/pc", "chat", "<body>secret</body>"))
+	reply := e.h.SendIQTo(ctx, e.phone, "bob@example.net", "set", "<query xmlns='urn:xmpp:mam:2'/>")
+	if got := moduletest.ErrorCondition(reply); got != "forbidden" {
+		t.Errorf("querying bob's archive: %q, want forbidden", got)
+	}
+	if n := len(e.phone.Received()); n != 0 {
+		t.Errorf("got %d results from another account's archive", n)
 	}
 }
 
-func itemWithID(id string) storage.ArchiveItem {
-	return storage.ArchiveItem{ID: id, Data: []byte("<message/>")}
+func TestPrefs(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	type prefs struct {
+		Prefs *struct {
+			Default string   `xml:"default,attr"`
+			Always  []string `xml:"always>jid"`
+			Never   []string `xml:"never>jid"`
+		} `xml:"urn:xmpp:mam:2 prefs"`
+	}
+	var p prefs
+	moduletest.Decode(t, e.h.SendIQ(ctx, e.phone, "get", "<prefs xmlns='urn:xmpp:mam:2'/>"), &p)
+	if p.Prefs == nil || p.Prefs.Default != "always" {
+		t.Fatalf("default prefs: %+v, want always", p.Prefs)
+	}
+
+	// Archived before the change (and the preferences read and cached); the change applies at once.
+	e.h.Inbound(ctx, moduletest.Message("carol@other.org/x", "alice@example.net/phone", "chat", "<body>before</body>"), e.phone)
+	reply := e.h.SendIQ(ctx, e.phone, "set", "<prefs xmlns='urn:xmpp:mam:2' default='never'><always><jid>bob@other.org</jid></always><never/></prefs>")
+	if reply.Type != "result" {
+		t.Fatalf("set prefs: %s", reply.Raw)
+	}
+	p = prefs{}
+	moduletest.Decode(t, e.h.SendIQ(ctx, e.phone, "get", "<prefs xmlns='urn:xmpp:mam:2'/>"), &p)
+	if p.Prefs == nil || p.Prefs.Default != "never" || !slices.Equal(p.Prefs.Always, []string{"bob@other.org"}) {
+		t.Fatalf("stored prefs: %+v", p.Prefs)
+	}
+
+	e.h.Inbound(ctx, moduletest.Message("bob@other.org/x", "alice@example.net/phone", "chat", "<body>kept</body>"), e.phone)
+	res := e.h.Inbound(ctx, moduletest.Message("carol@other.org/x", "alice@example.net/phone", "chat", "<body>not kept</body>"), e.phone)
+	e.h.Outbound(ctx, e.phone, moduletest.Message("alice@example.net/phone", "carol@other.org", "chat", "<body>not kept</body>"))
+	items := e.items(t, "alice@example.net")
+	if len(items) != 2 || items[0].With != "carol@other.org" || items[1].With != "bob@other.org" {
+		t.Errorf("archived %+v, want carol's message from before the change and bob's", items)
+	}
+	if moduletest.Child(res.Stanza, mam.NSSid, "stanza-id") != nil {
+		t.Error("a message the prefs keep out of the archive got a stanza-id")
+	}
+
+	if got := moduletest.ErrorCondition(e.h.SendIQ(ctx, e.phone, "set", "<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>")); got != "bad-request" {
+		t.Errorf("invalid default: %q, want bad-request", got)
+	}
+}
+
+func TestRetriedMessageIsArchivedOnce(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	m := moduletest.Message("alice@example.net/phone", "bob@other.org", "chat", "<body>x</body><origin-id xmlns='urn:xmpp:sid:0' id='o-1'/>")
+	if res := e.h.Outbound(ctx, e.phone, m); res.Verdict != module.Continue {
+		t.Fatalf("first attempt: %+v", res)
+	}
+	if res := e.h.Outbound(ctx, e.phone, m); res.Verdict != module.Handled {
+		t.Errorf("retry: %+v, want it handled (dropped as a duplicate)", res)
+	}
+	if n := len(e.items(t, "alice@example.net")); n != 1 {
+		t.Errorf("archived %d copies, want 1", n)
+	}
+	if e.m.Duplicates.Load() != 1 {
+		t.Errorf("duplicates counter %d, want 1", e.m.Duplicates.Load())
+	}
+}
+
+func TestRetryOfDeliveredLocalMessageIsDropped(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	// The recipient's copy is there, from a first attempt that was delivered but whose acknowledgement was
+	// lost; the sender's in-memory window does not know it (another node, or a restart). Bob is online, so
+	// the first attempt reached him.
+	e.h.Online(ctx, "bob@example.net/pc", 0)
+	if err := e.mam.Append(ctx, "bob@example.net", storage.ArchiveItem{ID: "b1", With: "alice@example.net",
+		Time: time.Now().UTC().Truncate(time.Microsecond), OriginID: "o-2", Data: []byte("<message/>")}); err != nil {
+		t.Fatal(err)
+	}
+	m := moduletest.Message("alice@example.net/phone", "bob@example.net", "chat", "<body>x</body><origin-id xmlns='urn:xmpp:sid:0' id='o-2'/>")
+	if res := e.h.Outbound(ctx, e.phone, m); res.Verdict != module.Handled {
+		t.Errorf("retry of a delivered message: %+v, want it handled", res)
+	}
+	if n := len(e.items(t, "alice@example.net")); n != 0 {
+		t.Errorf("sender archived %d copies of a duplicate", n)
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	ctx := t.Context()
+	e := setup(t, mam.Config{})
+	for _, b := range []string{"first", "middle", "last"} {
+		e.h.Inbound(ctx, moduletest.Message("bob@other.org/x", "alice@example.net/phone", "chat", "<body>"+b+"</body>"), e.phone)
+	}
+	items := e.items(t, "alice@example.net")
+	var md struct {
+		M *struct {
+			Start struct {
+				ID string `xml:"id,attr"`
+			} `xml:"start"`
+			End struct {
+				ID string `xml:"id,attr"`
+			} `xml:"end"`
+		} `xml:"urn:xmpp:mam:2 metadata"`
+	}
+	moduletest.Decode(t, e.h.SendIQ(ctx, e.phone, "get", "<metadata xmlns='urn:xmpp:mam:2'/>"), &md)
+	if md.M == nil || md.M.Start.ID != items[0].ID || md.M.End.ID != items[2].ID {
+		t.Errorf("metadata %+v, want start %s end %s", md.M, items[0].ID, items[2].ID)
+	}
+}
+
+func TestDisabledArchiveRegistersNothing(t *testing.T) {
+	ctx := t.Context()
+	off := time.Duration(0)
+	e := setup(t, mam.Config{Retention: &off})
+	if fs := e.h.Registry.Features(module.Account); len(fs) != 0 {
+		t.Errorf("features %v with archiving off", fs)
+	}
+	e.h.Router.Route(ctx, moduletest.Message("bob@other.org/x", "alice@example.net/phone", "chat", "<body>hi</body>"))
+	if n := len(e.items(t, "alice@example.net")); n != 0 {
+		t.Errorf("archived %d messages with archiving off", n)
+	}
+	if got := moduletest.ErrorCondition(e.h.SendIQ(ctx, e.phone, "set", "<query xmlns='urn:xmpp:mam:2'/>")); got != "service-unavailable" {
+		t.Errorf("query with archiving off: %q, want service-unavailable", got)
+	}
+}
+
+func TestFeatures(t *testing.T) {
+	e := setup(t, mam.Config{})
+	fs := e.h.Registry.Features(module.Account)
+	for _, f := range []string{mamcodec.NS, mamcodec.NSExtended, mam.NSSid} {
+		if !slices.Contains(fs, f) {
+			t.Errorf("account features %v lack %s", fs, f)
+		}
+	}
 }

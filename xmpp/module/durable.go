@@ -7,8 +7,8 @@ import (
 )
 
 // Durability tracks writes a module made durable asynchronously on behalf of a stanza. The connection that
-// received the stanza puts one in the context it routes with, and acknowledges stanzas to its client
-// (XEP-0198 <a/>) only after every write tracked so far has committed.
+// received the stanza puts one in the Origin it routes with (Origin.Durability), and acknowledges stanzas to its
+// client (XEP-0198 <a/>) only after every write tracked so far has committed.
 type Durability interface {
 	// Track registers a write that is under way and returns the function its commit must call.
 	Track() (done func(error))
@@ -23,18 +23,10 @@ type Grouper interface {
 	Group() *storage.Group
 }
 
-type durabilityKey struct{}
-
-// WithDurability returns ctx carrying d.
-func WithDurability(ctx context.Context, d Durability) context.Context {
-	return context.WithValue(ctx, durabilityKey{}, d)
-}
-
-// Append stores items durably on behalf of the stanza being routed with ctx: queued, if the archive can queue
-// and the context carries a Durability to wait for the commit (in the stanza's unit of writes if it is a
+// Append stores items durably on behalf of a stanza whose origin tracks durable writes with d (Origin.Durability,
+// nil if none): queued, if the archive can queue and d is not nil (in the stanza's unit of writes if d is a
 // Grouper); otherwise synchronously.
-func Append(ctx context.Context, a storage.Archive, owner string, items ...storage.ArchiveItem) error {
-	d, _ := ctx.Value(durabilityKey{}).(Durability)
+func Append(ctx context.Context, d Durability, a storage.Archive, owner string, items ...storage.ArchiveItem) error {
 	aa, ok := a.(storage.AsyncAppender)
 	if d == nil || !ok {
 		return a.Append(ctx, owner, items...)
@@ -48,15 +40,15 @@ func Append(ctx context.Context, a storage.Archive, owner string, items ...stora
 
 // AppendThen stores items like Append, alone, and then calls then with the commit's result: from the
 // committer's goroutine if the archive queues (then must not block), before AppendThen returns otherwise. The
-// stanza routed with ctx is acknowledged only after that commit.
-func AppendThen(ctx context.Context, a storage.Archive, owner string, items []storage.ArchiveItem, then func(error)) {
+// stanza whose origin tracks durable writes with d (nil if none) is acknowledged only after that commit.
+func AppendThen(ctx context.Context, d Durability, a storage.Archive, owner string, items []storage.ArchiveItem, then func(error)) {
 	aa, ok := a.(storage.AsyncAppender)
 	if !ok {
 		then(a.Append(ctx, owner, items...))
 		return
 	}
 	track := func(error) {}
-	if d, _ := ctx.Value(durabilityKey{}).(Durability); d != nil {
+	if d != nil {
 		track = d.Track()
 	}
 	aa.AppendAsync(owner, items, func(err error) {

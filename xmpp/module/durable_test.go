@@ -54,13 +54,13 @@ func TestDefectMessageCopiesQueuedAsOneUnit(t *testing.T) {
 	mam := queuedArchive{Appender: storage.Appender{Committer: c, Name: "mam"}}
 	off := queuedArchive{Appender: storage.Appender{Committer: c, Name: "offline"}}
 	g := &grouper{}
-	ctx := module.WithDurability(context.Background(), g)
+	ctx := context.Background()
 	item := []storage.ArchiveItem{{ID: "1", OriginID: "o1", Data: []byte("<message/>")}}
 	for _, w := range []struct {
 		a     storage.Archive
 		owner string
 	}{{mam, "alice@x"}, {mam, "bob@x"}, {off, "bob@x"}} {
-		if err := module.Append(ctx, w.a, w.owner, item...); err != nil {
+		if err := module.Append(ctx, g, w.a, w.owner, item...); err != nil {
 			t.Fatal(err)
 		}
 	}

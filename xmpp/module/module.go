@@ -60,20 +60,32 @@ type Session interface {
 	// Hibernating reports whether the session has lost its connection and waits for a XEP-0198 resumption:
 	// stanzas sent to it are kept, and push notifications are due.
 	Hibernating() bool
-}
-
-// ContextSender is a Session that also takes the context of the routing that sends to it: the router passes it,
-// so that a connection can write what one burst of its client's stanzas sends to others in fewer writes.
-type ContextSender interface {
-	SendContext(ctx context.Context, s *stanza.Stanza) error
+	// Describe returns the session's description, what a directory shares about it across nodes.
+	Describe() Resource
+	// SetCarbons records whether the session enabled message carbons (Resource.Carbons).
+	SetCarbons(on bool)
+	// SetCaps records the XEP-0115 verification string the session announced (Resource.Caps).
+	SetCaps(ver string)
 }
 
 // Router is what modules may ask of the server's router.
 type Router interface {
 	// Route routes a stanza the server or a module emits, applying every delivery rule as for a client stanza.
+	// Its origin is the server (Origin{}).
 	Route(ctx context.Context, s *stanza.Stanza)
-	// Sessions returns the bound sessions of a local account (bare JID), in bind order.
+	// RouteFrom routes a stanza from origin o. A module that emits a stanza while it handles another passes
+	// o.Emitted(), so that the delivery joins the write batch of the connection that sent the first.
+	RouteFrom(ctx context.Context, o Origin, s *stanza.Stanza)
+	// Deliver routes s to the entity to, as if s were addressed there, without rewriting it: the same bytes
+	// reach every local recipient (a presence broadcast to a contact, a probe). What the Directory places
+	// elsewhere is handed to the Remote route. Outbound processing is not applied: s comes from the server's
+	// side.
+	Deliver(ctx context.Context, o Origin, to jid.JID, s *stanza.Stanza)
+	// Sessions returns the sessions of a local account (bare JID) bound on this node, in bind order.
 	Sessions(bare jid.JID) []Session
+	// Lookup returns every resource of a local account the Directory knows: the sessions on this node and the
+	// descriptions of those on other nodes.
+	Lookup(bare jid.JID) Resources
 	// Session returns the bound session with that full JID, or nil.
 	Session(full jid.JID) Session
 	// IsLocal reports whether the domain of j is served by this server.
@@ -124,13 +136,17 @@ const (
 // delivery see the replacement.
 type Delivery struct {
 	Stanza *stanza.Stanza
-	// Sender is the local session that sent the message, nil when it came from elsewhere.
-	Sender Session
+	// Origin is where the message came from (Origin.Session: the local session that sent it). The router sets
+	// it, never nil; hooks only read it.
+	Origin *Origin
 	// Owner is the local account the stage runs for: the sender's bare JID in Outbound, the recipient's in
 	// Inbound and Undeliverable.
 	Owner jid.JID
-	// Targets are, in Inbound, the sessions the router is about to deliver to (carbons copy to the others).
+	// Targets are, in Inbound, the local sessions the router is about to deliver to (carbons copy to the
+	// others).
 	Targets []Session
+	// Remote are, in Inbound, the resources on other nodes the router is about to hand the message to.
+	Remote []Resource
 }
 
 // MessageHook is a typed message stage hook.
@@ -153,8 +169,9 @@ const (
 // IQ is an IQ request handed to a handler.
 type IQ struct {
 	*stanza.Stanza
-	// Session is the local session that sent the IQ; nil when it came from elsewhere or before authentication.
-	Session Session
+	// Origin is where the IQ came from. Origin.Session is the local session that sent it; nil when it came
+	// from elsewhere or before authentication.
+	Origin Origin
 	// Local and NS name the payload element; Payload is its bytes.
 	Local, NS string
 	Payload   []byte
@@ -188,17 +205,19 @@ type IQRoute struct {
 
 // PresenceHandler implements presence semantics (RFC 6121). Exactly one module registers one.
 type PresenceHandler interface {
-	// Outbound handles a presence stanza sent by a local session.
-	Outbound(ctx context.Context, from Session, p *stanza.Stanza) error
-	// Inbound handles a presence stanza addressed to a local account (bare or full JID) from anyone else.
-	Inbound(ctx context.Context, p *stanza.Stanza) error
+	// Outbound handles a presence stanza sent by a local session, o.Session.
+	Outbound(ctx context.Context, o Origin, p *stanza.Stanza) error
+	// Inbound handles a presence stanza for a local account from anyone else: to is the bare or full JID it
+	// is for, p.To when it was routed, the contact's bare JID for a broadcast (p has no to then). It concerns
+	// only the account's sessions on this node: the router has handed the others' share to Remote.
+	Inbound(ctx context.Context, o Origin, to jid.JID, p *stanza.Stanza) error
 }
 
 // ServiceHandler takes every stanza addressed to a service domain (the MUC service, the upload service). The
 // service answers through the router; the router applies no delivery rules to its stanzas.
 type ServiceHandler interface {
-	// HandleStanza handles one stanza. sender is the local session that sent it, nil otherwise.
-	HandleStanza(ctx context.Context, sender Session, s *stanza.Stanza)
+	// HandleStanza handles one stanza from o.
+	HandleStanza(ctx context.Context, o Origin, s *stanza.Stanza)
 }
 
 // SessionEvent is a point in a session's life.

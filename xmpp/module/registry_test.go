@@ -77,8 +77,8 @@ func TestSecondPresenceHandlerFails(t *testing.T) {
 
 type nilPresence struct{}
 
-func (nilPresence) Outbound(context.Context, Session, *stanza.Stanza) error { return nil }
-func (nilPresence) Inbound(context.Context, *stanza.Stanza) error           { return nil }
+func (nilPresence) Outbound(context.Context, Origin, *stanza.Stanza) error         { return nil }
+func (nilPresence) Inbound(context.Context, Origin, jid.JID, *stanza.Stanza) error { return nil }
 
 func TestClosedHooksRunInReverse(t *testing.T) {
 	reg := NewRegistry()

@@ -1,6 +1,8 @@
 // Package presence implements presence of RFC 6121 sections 3 and 4: the subscription state machine (with
-// pre-approval), presence broadcast to subscribers and to the account's own resources, probes answered from the
-// local session table, directed presence, and unavailable presence when a session ends. It also records each
+// pre-approval), presence broadcast to subscribers and to the account's own resources, probes, directed presence,
+// and unavailable presence when a session ends. Broadcasts and probes to contacts are routed (Router.Deliver):
+// the router answers them from its Directory for local accounts and hands them to its Remote route otherwise;
+// only the session's own resources on this node are written to directly. It also records each
 // session's XEP-0115 capabilities for later use by PEP.
 package presence
 
@@ -21,8 +23,9 @@ import (
 )
 
 // pendingKey prefixes the key-value records that hold inbound subscription requests awaiting an answer; the
-// request is redelivered at each login until the user answers it (RFC 6121 3.1.3).
-const pendingKey = "presence/pending-in/"
+// request is redelivered at each login until the user answers it (RFC 6121 3.1.3). The roster module owns the
+// name, because removing the contact answers the request too.
+const pendingKey = roster.PendingKey
 
 // Caps is a session's XEP-0115 capabilities announcement.
 type Caps struct {
@@ -78,14 +81,18 @@ type presenceXML struct {
 }
 
 // Outbound implements module.PresenceHandler.
-func (m *Module) Outbound(ctx context.Context, s module.Session, p *stanza.Stanza) error {
+func (m *Module) Outbound(ctx context.Context, o module.Origin, p *stanza.Stanza) error {
+	s, ok := o.FromSession()
+	if !ok {
+		return nil
+	}
 	noTo := p.To.Equal(jid.JID{})
 	switch p.Type {
 	case "", "unavailable":
 		if noTo {
-			return m.broadcast(ctx, s, p)
+			return m.broadcast(ctx, o, s, p)
 		}
-		return m.directedPresence(ctx, s, p)
+		return m.directedPresence(ctx, o, s, p)
 	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
 		if noTo {
 			return stanza.ErrBadRequest
@@ -103,14 +110,14 @@ func (m *Module) Outbound(ctx context.Context, s module.Session, p *stanza.Stanz
 }
 
 // broadcast handles presence without to: the session's availability (RFC 6121 4.2, 4.4, 4.6).
-func (m *Module) broadcast(ctx context.Context, s module.Session, p *stanza.Stanza) error {
+func (m *Module) broadcast(ctx context.Context, o module.Origin, s module.Session, p *stanza.Stanza) error {
 	owner := s.JID().Bare()
 	items, _, err := m.roster.Roster(ctx, owner.String())
 	if err != nil {
 		return fmt.Errorf("presence: %w", err)
 	}
 	if p.Type == "unavailable" {
-		m.goOffline(ctx, s, p, items)
+		m.goOffline(ctx, o, s, p, items)
 		return nil
 	}
 	var px presenceXML
@@ -129,46 +136,28 @@ func (m *Module) broadcast(ctx context.Context, s module.Session, p *stanza.Stan
 		m.mu.Lock()
 		m.caps[s.JID().String()] = Caps{Node: px.Caps.Node, Ver: px.Caps.Ver, Hash: px.Caps.Hash}
 		m.mu.Unlock()
+		s.SetCaps(px.Caps.Ver)
 	}
 	initial := !s.Available()
 	wasNegative := s.Priority() < 0
 	s.SetPresence(p, prio)
-	// To subscribers (from/both) and to the account's own available resources, the sender included.
-	for _, it := range items {
-		if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
-			m.deliverToContact(ctx, it.JID, p)
-		}
-	}
-	for _, o := range m.router.Sessions(owner) {
-		if o.Available() {
-			o.Send(p)
-		}
-	}
+	// To subscribers (from/both) and to the account's own available resources, the sender included: routed,
+	// the same bytes to every local recipient (RFC 6121 8.5.2.1.1), no re-encoding.
+	m.toContacts(ctx, o, items, p, storage.SubFrom)
+	m.router.Deliver(ctx, o, owner, p)
 	if !initial {
 		if wasNegative && prio >= 0 {
 			m.router.Notify(ctx, module.Available, s)
 		}
 		return nil
 	}
-	// Initial presence: the presence of every contact the user is subscribed to, read from the local session
-	// table (the probe of RFC 6121 4.3, answered without a round trip), and of the user's other resources.
-	for _, it := range items {
-		if it.Subscription != storage.SubTo && it.Subscription != storage.SubBoth {
-			continue
-		}
-		c, err := jid.Parse(it.JID)
-		if err != nil || !m.router.IsLocal(c) {
-			continue // remote contacts need s2s, which Parley does not have yet
-		}
-		for _, cs := range m.router.Sessions(c) {
-			if cp := cs.Presence(); cp != nil {
-				s.Send(cp)
-			}
-		}
-	}
-	for _, o := range m.router.Sessions(owner) {
-		if o != s {
-			if op := o.Presence(); op != nil {
+	// Initial presence: a probe to every contact the user is subscribed to (RFC 6121 4.3), from the session's
+	// full JID so that the answers come to it alone; then the presence of the user's other resources here.
+	probe := stanza.New(stanza.Presence, "probe", "", s.JID(), jid.JID{}, nil)
+	m.toContacts(ctx, o, items, probe, storage.SubTo)
+	for _, other := range m.router.Sessions(owner) {
+		if other != s {
+			if op := other.Presence(); op != nil {
 				s.Send(op)
 			}
 		}
@@ -183,49 +172,42 @@ func (m *Module) broadcast(ctx context.Context, s module.Session, p *stanza.Stan
 	return nil
 }
 
-func (m *Module) goOffline(ctx context.Context, s module.Session, p *stanza.Stanza, items []storage.RosterItem) {
+func (m *Module) goOffline(ctx context.Context, o module.Origin, s module.Session, p *stanza.Stanza,
+	items []storage.RosterItem) {
 	if !s.Available() {
 		return
 	}
 	s.SetPresence(nil, 0)
-	for _, it := range items {
-		if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
-			m.deliverToContact(ctx, it.JID, p)
-		}
-	}
-	for _, o := range m.router.Sessions(s.JID().Bare()) {
-		if o.Available() || o == s {
-			o.Send(p)
-		}
-	}
+	m.toContacts(ctx, o, items, p, storage.SubFrom)
+	// The account's available resources, and the session itself, which is no longer available.
+	m.router.Deliver(ctx, o, s.JID().Bare(), p)
+	s.Send(p)
 	m.mu.Lock()
 	dir := m.directed[s.JID().String()]
 	delete(m.directed, s.JID().String())
 	m.mu.Unlock()
 	for _, to := range dir {
-		m.router.Route(ctx, p.WithTo(to))
+		m.router.RouteFrom(ctx, o.Emitted(), p.WithTo(to))
 	}
 }
 
-// deliverToContact sends a broadcast presence to a contact's bare JID.
-func (m *Module) deliverToContact(ctx context.Context, contact string, p *stanza.Stanza) {
-	c, err := jid.Parse(contact)
-	if err != nil {
-		return
-	}
-	if m.router.IsLocal(c) {
-		// Local fast path: the same bytes to every available resource (RFC 6121 8.5.2.1.1), no re-encoding.
-		for _, cs := range m.router.Sessions(c) {
-			if cs.Available() {
-				cs.Send(p)
-			}
+// toContacts routes p to the bare JID of every contact whose subscription is both or sub (from: those who
+// receive the user's presence; to: those whose presence the user receives).
+func (m *Module) toContacts(ctx context.Context, o module.Origin, items []storage.RosterItem, p *stanza.Stanza,
+	sub storage.Subscription) {
+	for _, it := range items {
+		if it.Subscription != sub && it.Subscription != storage.SubBoth {
+			continue
 		}
-		return
+		c, err := jid.Parse(it.JID)
+		if err != nil {
+			continue
+		}
+		m.router.Deliver(ctx, o, c, p)
 	}
-	m.router.Route(ctx, p.WithTo(c))
 }
 
-func (m *Module) directedPresence(ctx context.Context, s module.Session, p *stanza.Stanza) error {
+func (m *Module) directedPresence(ctx context.Context, o module.Origin, s module.Session, p *stanza.Stanza) error {
 	key := s.JID().String()
 	m.mu.Lock()
 	if p.Type == "" {
@@ -237,7 +219,7 @@ func (m *Module) directedPresence(ctx context.Context, s module.Session, p *stan
 		delete(m.directed[key], p.To.String())
 	}
 	m.mu.Unlock()
-	m.router.Route(ctx, p)
+	m.router.RouteFrom(ctx, o.Emitted(), p)
 	return nil
 }
 
@@ -251,7 +233,7 @@ func (m *Module) closed(ctx context.Context, s module.Session) {
 	if s.Available() {
 		items, _, err := m.roster.Roster(ctx, s.JID().Bare().String())
 		if err == nil {
-			m.goOffline(ctx, s, un, items)
+			m.goOffline(ctx, module.Origin{}, s, un, items)
 		}
 	}
 	m.mu.Lock()
@@ -394,18 +376,18 @@ func (m *Module) redeliverPending(ctx context.Context, s module.Session) error {
 }
 
 // Inbound implements module.PresenceHandler: presence from anyone to a local account.
-func (m *Module) Inbound(ctx context.Context, p *stanza.Stanza) error {
-	owner := p.To.Bare()
+func (m *Module) Inbound(ctx context.Context, o module.Origin, to jid.JID, p *stanza.Stanza) error {
+	owner := to.Bare()
 	switch p.Type {
 	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
 		return m.inboundSubscription(ctx, owner, p)
 	case "probe":
-		return m.probe(ctx, owner, p)
+		return m.probe(ctx, o, owner, p)
 	}
 	// Availability and errors: to the addressed resource, or to all available resources of the account.
-	if p.To.Resourcepart() != "" {
+	if to.Resourcepart() != "" {
 		for _, s := range m.router.Sessions(owner) {
-			if s.JID().Equal(p.To) {
+			if s.JID().Equal(to) {
 				s.Send(p)
 			}
 		}
@@ -531,16 +513,20 @@ func (m *Module) inboundSubscription(ctx context.Context, owner jid.JID, p *stan
 	return nil
 }
 
-// probe answers a presence probe (RFC 6121 4.3.2) with the presence of each available resource, if the prober
-// is subscribed.
-func (m *Module) probe(ctx context.Context, owner jid.JID, p *stanza.Stanza) error {
+// probe answers a presence probe (RFC 6121 4.3.2) with the presence of each available resource on this node, if
+// the prober is subscribed. The answers are routed to the prober unchanged (no to: Deliver addresses them).
+func (m *Module) probe(ctx context.Context, o module.Origin, owner jid.JID, p *stanza.Stanza) error {
+	sessions := m.router.Sessions(owner)
+	if len(sessions) == 0 {
+		return nil // nothing to answer with: spare the roster read
+	}
 	it, err := m.roster.RosterItem(ctx, owner.String(), p.From.Bare().String())
 	if err != nil || (it.Subscription != storage.SubFrom && it.Subscription != storage.SubBoth) {
 		return nil
 	}
-	for _, s := range m.router.Sessions(owner) {
+	for _, s := range sessions {
 		if sp := s.Presence(); sp != nil {
-			m.router.Route(ctx, sp.WithTo(p.From))
+			m.router.Deliver(ctx, o.Emitted(), p.From, sp)
 		}
 	}
 	return nil

@@ -34,6 +34,11 @@ func (f *fakeSession) Interested() bool                { return true }
 func (f *fakeSession) SetInterested()                  {}
 func (f *fakeSession) Close(string, string)            {}
 func (f *fakeSession) Hibernating() bool               { return false }
+func (f *fakeSession) SetCarbons(bool)                 {}
+func (f *fakeSession) SetCaps(string)                  {}
+func (f *fakeSession) Describe() module.Resource {
+	return module.Resource{JID: f.jid, Available: true}
+}
 func (f *fakeSession) Send(s *stanza.Stanza) error {
 	f.mu.Lock()
 	f.got = append(f.got, s)
@@ -61,9 +66,25 @@ type fakeRouter struct {
 }
 
 func (r *fakeRouter) Route(ctx context.Context, s *stanza.Stanza) {
-	if s.Kind == stanza.Presence && !r.IsLocal(s.To) && s.Type == "subscribe" {
-		r.m.Inbound(ctx, stanza.ErrorReply(s, jid.JID{}, stanza.ErrRemoteServerNotFnd))
+	r.Deliver(ctx, module.Origin{}, s.To, s)
+}
+
+func (r *fakeRouter) RouteFrom(ctx context.Context, o module.Origin, s *stanza.Stanza) {
+	r.Deliver(ctx, o, s.To, s)
+}
+
+func (r *fakeRouter) Deliver(ctx context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
+	if !s.To.Equal(to) {
+		s = s.WithTo(to)
 	}
+	if s.Kind == stanza.Presence && !r.IsLocal(s.To) && s.Type == "subscribe" {
+		e := stanza.ErrorReply(s, jid.JID{}, stanza.ErrRemoteServerNotFnd)
+		r.m.Inbound(ctx, module.Origin{}, e.To, e)
+	}
+}
+
+func (r *fakeRouter) Lookup(bare jid.JID) module.Resources {
+	return module.Resources{Local: r.Sessions(bare)}
 }
 
 func (r *fakeRouter) Sessions(bare jid.JID) []module.Session {
@@ -105,7 +126,7 @@ func TestDefectRemoteSubscriptionDoesNotStayPending(t *testing.T) {
 	m, alice, rost := newTestModule(t)
 	ctx := context.Background()
 	romeo := "romeo@unreachable.example"
-	if err := m.Outbound(ctx, alice, stanza.New(stanza.Presence, "subscribe", "s1", alice.jid, jid.MustParse(romeo), nil)); err != nil {
+	if err := m.Outbound(ctx, module.Origin{Kind: module.OriginSession, Session: alice}, stanza.New(stanza.Presence, "subscribe", "s1", alice.jid, jid.MustParse(romeo), nil)); err != nil {
 		t.Fatal(err)
 	}
 	it, err := rost.RosterItem(ctx, "alice@example.net", romeo)
@@ -143,7 +164,7 @@ func TestPresenceErrorWithoutPendingRequestIsDropped(t *testing.T) {
 	for _, from := range []string{"bob@example.net", "carol@example.net"} {
 		e := stanza.ErrorReply(stanza.New(stanza.Presence, "", "p", jid.MustParse("alice@example.net"), jid.MustParse(from), nil),
 			jid.JID{}, stanza.ErrServiceUnavailable)
-		if err := m.Inbound(ctx, e); err != nil {
+		if err := m.Inbound(ctx, module.Origin{}, e.To, e); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -83,6 +83,11 @@ func (f *fakeSession) Interested() bool                { return false }
 func (f *fakeSession) SetInterested()                  {}
 func (f *fakeSession) Close(string, string)            {}
 func (f *fakeSession) Hibernating() bool               { return f.hibernating }
+func (f *fakeSession) Describe() module.Resource {
+	return module.Resource{JID: f.JID(), Available: f.Available(), Priority: f.Priority()}
+}
+func (f *fakeSession) SetCarbons(bool) {}
+func (f *fakeSession) SetCaps(string)  {}
 
 // fakeRouter records what the module routes and knows the sessions a test gives it.
 type fakeRouter struct {
@@ -101,6 +106,16 @@ func (r *fakeRouter) Sessions(bare jid.JID) []module.Session {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.sessions[bare.String()]
+}
+
+func (r *fakeRouter) RouteFrom(ctx context.Context, _ module.Origin, s *stanza.Stanza) {
+	r.Route(ctx, s)
+}
+func (r *fakeRouter) Deliver(ctx context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
+	r.Route(ctx, s.WithTo(to))
+}
+func (r *fakeRouter) Lookup(bare jid.JID) module.Resources {
+	return module.Resources{Local: r.Sessions(bare)}
 }
 
 func (r *fakeRouter) Session(full jid.JID) module.Session {

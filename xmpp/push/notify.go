@@ -16,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -233,16 +234,20 @@ func (m *Module) notification(r Registration, n summary) []byte {
 	b := make([]byte, 0, 512+len(n.body)+len(r.Options))
 	b = append(b, "<pubsub xmlns='"+nsPubsub+"'><publish node='"...)
 	b = stanza.AppendEscape(b, r.Node)
-	b = append(b, "'><item><notification xmlns='"+NS+"'><x xmlns='"+nsData+"' type='submit'>"...)
-	b = appendField(b, "FORM_TYPE", "", formSummary)
-	b = appendField(b, "message-count", "", strconv.Itoa(n.count))
+	b = append(b, "'><item><notification xmlns='"+NS+"'>"...)
+	// The fields live in an array on the stack: building a notification allocates only its bytes.
+	var fields [4]form.Field
+	fields[0] = form.Field{Var: form.FormType, Values: []string{formSummary}}
+	fields[1] = form.Field{Var: "message-count", Values: []string{strconv.Itoa(n.count)}}
+	f := form.Form{Type: form.TypeSubmit, Fields: fields[:2]}
 	if *m.cfg.IncludeSender && n.sender != "" {
-		b = appendField(b, "last-message-sender", "", n.sender)
+		f.Fields = append(f.Fields, form.Field{Var: "last-message-sender", Values: []string{n.sender}})
 	}
 	if m.cfg.IncludeBody && n.body != "" {
-		b = appendField(b, "last-message-body", "", n.body)
+		f.Fields = append(f.Fields, form.Field{Var: "last-message-body", Values: []string{n.body}})
 	}
-	b = append(b, "</x></notification></item></publish>"...)
+	b = f.Append(b)
+	b = append(b, "</notification></item></publish>"...)
 	if r.Options != "" {
 		// Serialized by publishOptions from the enable request.
 		b = append(b, "<publish-options>"...)

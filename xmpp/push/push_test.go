@@ -40,6 +40,13 @@ type notif struct {
 	Options []fieldXML `xml:"pubsub>publish-options>x>field"`
 }
 
+// fieldXML is a data form field as an app server decodes it (independently of the form package).
+type fieldXML struct {
+	Var    string   `xml:"var,attr"`
+	Type   string   `xml:"type,attr"`
+	Values []string `xml:"value"`
+}
+
 func (n notif) field(name string) (string, bool) {
 	for _, f := range n.Publish.Fields {
 		if f.Var == name {
@@ -300,6 +307,8 @@ func TestEnableRejects(t *testing.T) {
 			`<x xmlns='jabber:x:data'/></enable>`, "bad-request"},
 		{"huge form", "", `<enable xmlns='urn:xmpp:push:0' jid='p.example' node='n'><x xmlns='jabber:x:data'>` +
 			`<field var='a'><value>` + strings.Repeat("v", 5000) + `</value></field></x></enable>`, "not-acceptable"},
+		{"form over the parser's limits", "", `<enable xmlns='urn:xmpp:push:0' jid='p.example' node='n'><x xmlns='jabber:x:data'>` +
+			strings.Repeat(`<field var='a'/>`, 300) + `</x></enable>`, "not-acceptable"},
 		{"disable without jid", "", `<disable xmlns='urn:xmpp:push:0'/>`, "bad-request"},
 		{"disable for another account", "carol@example.net", `<disable xmlns='urn:xmpp:push:0' jid='p.example'/>`, "forbidden"},
 	} {

@@ -14,12 +14,12 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
+	"parley.im/parley/xmpp/form"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 )
 
 const (
-	nsData             = "jabber:x:data"
 	formPublishOptions = "http://jabber.org/protocol/pubsub#publish-options"
 
 	// keyPrefix starts the key-value keys of registrations; the rest is a hash of the app server's JID and node,
@@ -105,19 +105,9 @@ func (m *Module) remove(ctx context.Context, owner jid.JID, r Registration) erro
 }
 
 type enableXML struct {
-	JID   string    `xml:"jid,attr"`
-	Node  string    `xml:"node,attr"`
-	Forms []formXML `xml:"jabber:x:data x"`
-}
-
-type formXML struct {
-	Fields []fieldXML `xml:"field"`
-}
-
-type fieldXML struct {
-	Var    string   `xml:"var,attr"`
-	Type   string   `xml:"type,attr"`
-	Values []string `xml:"value"`
+	JID   string       `xml:"jid,attr"`
+	Node  string       `xml:"node,attr"`
+	Forms []*form.Form `xml:"jabber:x:data x"`
 }
 
 // enable handles <enable xmlns='urn:xmpp:push:0' jid='...' node='...'/> (XEP-0357 section 5).
@@ -127,6 +117,9 @@ func (m *Module) enable(ctx context.Context, iq *module.IQ) ([]byte, error) {
 	}
 	var e enableXML
 	if err := xml.Unmarshal(iq.Payload, &e); err != nil {
+		if errors.Is(err, form.ErrTooLarge) {
+			return nil, stanza.Errorf("not-acceptable", "publish options too large")
+		}
 		return nil, stanza.ErrBadRequest
 	}
 	svc, err := parseService(e.JID)
@@ -227,16 +220,17 @@ func parseService(s string) (jid.JID, error) {
 }
 
 // publishOptions checks the enable request's form and serializes it anew: the client's bytes may lean on
-// namespace prefixes declared outside the form, and are not ours to forward unchecked.
-func publishOptions(f formXML) (string, error) {
+// namespace prefixes declared outside the form, and are not ours to forward unchecked. Only var, type and
+// values of each field are kept.
+func publishOptions(f *form.Form) (string, error) {
 	if len(f.Fields) > maxFields {
 		return "", stanza.Errorf("not-acceptable", "too many publish options")
 	}
-	var b []byte
-	b = append(b, "<x xmlns='"+nsData+"' type='submit'>"...)
-	b = appendField(b, "FORM_TYPE", "", formPublishOptions)
+	out := form.Form{Type: form.TypeSubmit, Fields: make([]form.Field, 1, len(f.Fields)+1)}
+	// FORM_TYPE without a type attribute, as XEP-0357's examples write it.
+	out.Fields[0] = form.Field{Var: form.FormType, Values: []string{formPublishOptions}}
 	for _, fd := range f.Fields {
-		if fd.Var == "FORM_TYPE" {
+		if fd.Var == form.FormType {
 			if len(fd.Values) != 1 || strings.TrimSpace(fd.Values[0]) != formPublishOptions {
 				return "", stanza.Errorf("bad-request", "the form is not "+formPublishOptions)
 			}
@@ -245,30 +239,11 @@ func publishOptions(f formXML) (string, error) {
 		if fd.Var == "" {
 			continue // fixed fields carry no option
 		}
-		b = appendField(b, fd.Var, fd.Type, fd.Values...)
+		out.Fields = append(out.Fields, form.Field{Var: fd.Var, Type: fd.Type, Values: fd.Values})
 	}
-	b = append(b, "</x>"...)
+	b := out.Build()
 	if len(b) > maxOptionsSize {
 		return "", stanza.Errorf("not-acceptable", "publish options too large")
 	}
 	return string(b), nil
-}
-
-// appendField appends a data form field (XEP-0004) with its values.
-func appendField(b []byte, name, typ string, values ...string) []byte {
-	b = append(b, "<field var='"...)
-	b = stanza.AppendEscape(b, name)
-	b = append(b, '\'')
-	if typ != "" {
-		b = append(b, " type='"...)
-		b = stanza.AppendEscape(b, typ)
-		b = append(b, '\'')
-	}
-	b = append(b, '>')
-	for _, v := range values {
-		b = append(b, "<value>"...)
-		b = stanza.AppendEscape(b, v)
-		b = append(b, "</value>"...)
-	}
-	return append(b, "</field>"...)
 }

@@ -102,7 +102,7 @@ func (m *Module) Register(h *module.Host) error {
 // own reports whether an authenticated IQ is about the sender's own account: addressed to the server, to the
 // sender's bare JID, or to nobody.
 func (m *Module) own(iq *module.IQ) bool {
-	if iq.Session == nil {
+	if iq.Origin.Session == nil {
 		return false
 	}
 	return iq.ToSelf() || iq.To.Equal(m.domain)
@@ -206,8 +206,8 @@ func (m *Module) change(ctx context.Context, iq *module.IQ) ([]byte, error) {
 			return nil, fmt.Errorf("register: %w", err)
 		}
 		// XEP-0077 3.2: the account is gone; every session of it ends. The result goes out first.
-		if iq.Session != nil {
-			iq.Session.Send(stanza.Result(iq.Stanza, nil))
+		if iq.Origin.Session != nil {
+			iq.Origin.Session.Send(stanza.Result(iq.Stanza, nil))
 		}
 		for _, s := range m.router.Sessions(owner) {
 			s.Close("not-authorized", "account removed")

@@ -41,15 +41,22 @@ func (c Config) Validate() error {
 type Module struct {
 	cfg    Config
 	store  storage.Roster
+	kv     storage.KV // the presence module's pending inbound requests (PendingKey); nil: none kept
 	router module.Router
 }
 
-// New returns the roster module.
-func New(cfg Config, store storage.Roster) *Module {
+// PendingKey prefixes the key-value records (storage.KV, owner = the account) that hold inbound subscription
+// requests awaiting the user's answer: the presence module keeps one per contact and redelivers it at each
+// login until the user answers it (RFC 6121 3.1.3); removing the contact from the roster answers it too.
+const PendingKey = "presence/pending-in/"
+
+// New returns the roster module. kv holds the pending inbound subscription requests (see PendingKey); it may
+// be nil.
+func New(cfg Config, store storage.Roster, kv storage.KV) *Module {
 	if cfg.MaxItems == 0 {
 		cfg.MaxItems = 1000
 	}
-	return &Module{cfg: cfg, store: store}
+	return &Module{cfg: cfg, store: store, kv: kv}
 }
 
 // Name implements module.Module.
@@ -95,8 +102,8 @@ func (m *Module) get(ctx context.Context, iq *module.IQ) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("roster: %w", err)
 	}
-	if iq.Session != nil {
-		iq.Session.SetInterested()
+	if iq.Origin.Session != nil {
+		iq.Origin.Session.SetInterested()
 	}
 	verStr := strconv.FormatInt(ver, 10)
 	if q.Ver != nil && *q.Ver == verStr {
@@ -179,7 +186,21 @@ func (m *Module) remove(ctx context.Context, owner, contact jid.JID) error {
 	if cur.Subscription == storage.SubTo || cur.Subscription == storage.SubBoth || cur.AskOut {
 		m.router.Route(ctx, stanza.New(stanza.Presence, "unsubscribe", "", owner, contact, nil))
 	}
-	if cur.Subscription == storage.SubFrom || cur.Subscription == storage.SubBoth || cur.PendingIn {
+	pending := cur.PendingIn
+	if m.kv != nil {
+		// A request the user never answered is declined by the removal (RFC 6121 2.5.2) and forgotten, or it
+		// would come back at every login.
+		key := PendingKey + contact.String()
+		if _, err := m.kv.Value(ctx, owner.String(), key); err == nil {
+			pending = true
+			if err := m.kv.DeleteValue(ctx, owner.String(), key); err != nil {
+				return fmt.Errorf("roster: %w", err)
+			}
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("roster: %w", err)
+		}
+	}
+	if cur.Subscription == storage.SubFrom || cur.Subscription == storage.SubBoth || pending {
 		m.router.Route(ctx, stanza.New(stanza.Presence, "unsubscribed", "", owner, contact, nil))
 	}
 	Push(ctx, m.router, owner, cur, ver, true)

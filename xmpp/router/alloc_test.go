@@ -2,12 +2,14 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"testing"
 
 	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/stanza"
 )
 
 func TestAppendKeyMatchesString(t *testing.T) {
@@ -19,8 +21,8 @@ func TestAppendKeyMatchesString(t *testing.T) {
 			t.Errorf("appendKey(%s) = %q, want %q", s, key, j.String())
 		}
 		// Sessions finds the shard with maphash.Bytes, Bind and Unbind with maphash.String.
-		r := newTestRouter(t)
-		if &r.shards[maphash.Bytes(r.seed, key)%shards] != r.shard(j.String()) {
+		d := NewLocal()
+		if &d.shards[maphash.Bytes(d.seed, key)%shards] != d.shard(j.String()) {
 			t.Errorf("%s: Sessions and Bind hash to different shards", s)
 		}
 	}
@@ -55,5 +57,51 @@ func TestTargetsAreNotTheSessionTable(t *testing.T) {
 	}
 	if len(a.received()) != 1 {
 		t.Fatalf("highest priority got %d messages, want 1", len(a.received()))
+	}
+}
+
+// batchSession is a session that takes the write batch of the routing that sends to it, as the c2s session does.
+type batchSession struct {
+	*benchSession
+	batched int
+}
+
+func (s *batchSession) SendBatch(b module.WriteBatch, st *stanza.Stanza) error {
+	if b != nil {
+		s.batched++
+	}
+	return s.Send(st)
+}
+
+type testBatch struct{}
+
+func (*testBatch) WriteBatch() {}
+
+type testDurability struct{}
+
+func (testDurability) Track() func(error) { return func(error) {} }
+
+// TestRouteMessageAllocs checks that the explicit Origin (with a write batch and a durability tracker, as c2s
+// gives it) costs no allocation: a chat message from a session to a local bare JID allocates only the
+// Deliveries of its two stages (one allocation), the directory lookup nothing, and the recipient is sent the
+// message with the sender's batch.
+func TestRouteMessageAllocs(t *testing.T) {
+	r := newBenchRouter(t, stageHooks{all: true})
+	bob := &batchSession{benchSession: newBenchSession("benvolio.montague.of.verona@example.net/Conversations.Xk3p", 0, true)}
+	r.Bind(bob)
+	alice := newBenchSession("alice@example.net/desk", 0, true)
+	r.Bind(alice)
+	o := module.Origin{Kind: module.OriginSession, Session: alice, Durability: testDurability{}, Batch: &testBatch{}}
+	st := mustParse(t, fmt.Sprintf(benchChat, "benvolio.montague.of.verona@example.net"))
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() { r.RouteFrom(ctx, o, st) }); n > 1 {
+		t.Errorf("RouteFrom allocates %v times per message, want at most 1", n)
+	}
+	if bob.got.Load() == 0 || bob.batched != int(bob.got.Load()) {
+		t.Errorf("bob got %d messages, %d with the batch; want all with it", bob.got.Load(), bob.batched)
+	}
+	bare := jid.MustParse("benvolio.montague.of.verona@example.net")
+	if n := testing.AllocsPerRun(100, func() { _ = r.Lookup(bare) }); n != 0 {
+		t.Errorf("Lookup allocates %v times, want 0", n)
 	}
 }

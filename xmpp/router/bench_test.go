@@ -56,6 +56,11 @@ func (s *benchSession) Interested() bool          { return false }
 func (s *benchSession) SetInterested()            {}
 func (s *benchSession) Close(string, string)      {}
 func (s *benchSession) Hibernating() bool         { return false }
+func (s *benchSession) Describe() module.Resource {
+	return module.Resource{JID: s.JID(), Available: s.Available(), Priority: s.Priority()}
+}
+func (s *benchSession) SetCarbons(bool) {}
+func (s *benchSession) SetCaps(string)  {}
 func (s *benchSession) SetPresence(p *stanza.Stanza, n int) {
 	s.presence.Store(p)
 	s.prio.Store(int32(n))
@@ -148,7 +153,7 @@ func BenchmarkRouteMessage(b *testing.B) {
 		st := mustParse(b, fmt.Sprintf(benchChat, c.to))
 		b.ReportAllocs()
 		for b.Loop() {
-			r.RouteFrom(ctx, alice, st)
+			r.RouteFrom(ctx, originOf(alice), st)
 		}
 		checkDelivered(b, want, alice)
 	}
@@ -231,7 +236,7 @@ func BenchmarkReadRouteMessage(b *testing.B) {
 				}
 				st := &stanza.Stanza{Kind: stanza.KindOf(el.Local), Type: typ, ID: string(el.ID), From: alice.jid,
 					To: lastTo, Raw: append([]byte(nil), el.Raw...), InnerStart: el.InnerStart, InnerEnd: el.InnerEnd}
-				r.RouteFrom(ctx, alice, st)
+				r.RouteFrom(ctx, originOf(alice), st)
 			}
 			checkDelivered(b, want, alice)
 		})
@@ -267,7 +272,7 @@ func BenchmarkRouteMessageParallel(b *testing.B) {
 				i := int(seq.Add(7919)) // a different starting account per goroutine
 				for n := 0; pb.Next(); n++ {
 					i++
-					r.RouteFrom(ctx, alice, msgs[i%len(msgs)])
+					r.RouteFrom(ctx, originOf(alice), msgs[i%len(msgs)])
 					if bc.churn && n%16 == 0 {
 						s := extra[(i*31)%len(extra)]
 						r.Bind(s)
@@ -356,10 +361,10 @@ func BenchmarkRoutePresence(b *testing.B) {
 		bindBench(r, "alice@example.net/laptop", 0, true)
 		p := mustParse(b, "<presence from='alice@example.net/desk'><show>away</show><priority>5</priority>"+
 			"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://conversations.im' ver='Np8FkG9MoSxk3rQYsYw0eEkgtqA='/></presence>")
-		r.RouteFrom(ctx, alice, p) // initial presence; the loop measures updates
+		r.RouteFrom(ctx, originOf(alice), p) // initial presence; the loop measures updates
 		b.ReportAllocs()
 		for b.Loop() {
-			r.RouteFrom(ctx, alice, p)
+			r.RouteFrom(ctx, originOf(alice), p)
 		}
 		for _, c := range contacts {
 			if c.got.Load() == 0 {

@@ -23,12 +23,12 @@ type presenceRecorder struct {
 func (*presenceRecorder) Name() string                    { return "presence" }
 func (p *presenceRecorder) Register(h *module.Host) error { return h.HandlePresence(p) }
 
-func (p *presenceRecorder) Outbound(ctx context.Context, from module.Session, s *stanza.Stanza) error {
-	p.r.Route(ctx, stanza.New(stanza.Presence, s.Type, s.ID, from.JID().Bare(), s.To.Bare(), s.Payload()))
+func (p *presenceRecorder) Outbound(ctx context.Context, o module.Origin, s *stanza.Stanza) error {
+	p.r.Route(ctx, stanza.New(stanza.Presence, s.Type, s.ID, o.Session.JID().Bare(), s.To.Bare(), s.Payload()))
 	return nil
 }
 
-func (p *presenceRecorder) Inbound(_ context.Context, s *stanza.Stanza) error {
+func (p *presenceRecorder) Inbound(_ context.Context, _ module.Origin, _ jid.JID, s *stanza.Stanza) error {
 	p.mu.Lock()
 	p.inbound = append(p.inbound, s)
 	p.mu.Unlock()
@@ -46,7 +46,7 @@ func TestDefectRemoteSubscriptionBouncesRemoteServerNotFound(t *testing.T) {
 	r := newTestRouter(t, p)
 	p.r = r
 	alice := session(r, "alice@example.net/laptop", 0, true)
-	r.RouteFrom(context.Background(), alice,
+	r.RouteFrom(context.Background(), originOf(alice),
 		stanza.New(stanza.Presence, "subscribe", "s1", alice.JID(), jid.MustParse("romeo@unreachable.example"), nil))
 	if len(p.inbound) != 1 {
 		t.Fatalf("presence handler got %d inbound stanzas, want the bounce", len(p.inbound))

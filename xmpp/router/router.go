@@ -1,16 +1,16 @@
 // Package router delivers stanzas between the sessions of a Parley node and the modules that serve the domain,
 // following the delivery rules of RFC 6120 section 10 and RFC 6121 section 8.
 //
-// The router keeps the table of bound sessions. It never writes to a connection: it hands stanzas to
-// Session.Send, which only queues. No router lock is held while a stanza is queued or a module hook runs.
+// The router asks a Directory where an account's resources live (the Local directory is this node's table of
+// bound sessions) and hands everything this node does not serve to one Remote route. It never writes to a
+// connection: it hands stanzas to Session.Send, which only queues. No router lock is held while a stanza is
+// queued or a module hook runs. Where a stanza came from is an explicit module.Origin, passed by value.
 package router
 
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
@@ -18,8 +18,6 @@ import (
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 )
-
-const shards = 64
 
 // AccountExists reports whether a local account exists. The router asks it only on slow paths (a message or
 // presence for an account with no session).
@@ -32,8 +30,9 @@ type Router struct {
 	log    *slog.Logger
 	exists AccountExists
 
-	seed        maphash.Seed
-	shards      [shards]shard
+	dir         Directory
+	local       *Local // dir when it is the Local directory, so that lookups avoid the interface call
+	remote      Remote
 	hasServices bool
 
 	Stats Stats
@@ -48,21 +47,25 @@ type Stats struct {
 	Errors    atomic.Uint64 // error replies the router generated
 }
 
-// shard holds the sessions of the accounts whose bare JID hashes to it. The slices are copy-on-write: readers
-// take the slice under RLock and use it after unlocking; writers replace it.
-type shard struct {
-	mu       sync.RWMutex
-	accounts map[string][]module.Session
+// New returns a router for domain, with a Local directory and the NoRemote route. exists may be nil (every
+// account is taken to exist).
+func New(domain jid.JID, reg *module.Registry, exists AccountExists, log *slog.Logger) *Router {
+	l := NewLocal()
+	return &Router{domain: domain.Domain(), reg: reg, log: log, exists: exists, dir: l, local: l, remote: NoRemote{}}
 }
 
-// New returns a router for domain. exists may be nil (every account is taken to exist).
-func New(domain jid.JID, reg *module.Registry, exists AccountExists, log *slog.Logger) *Router {
-	r := &Router{domain: domain.Domain(), reg: reg, log: log, exists: exists, seed: maphash.MakeSeed()}
-	for i := range r.shards {
-		r.shards[i].accounts = make(map[string][]module.Session)
-	}
-	return r
+// SetDirectory replaces the directory (a cluster directory wrapping a Local one). It must be called before
+// Start and before any session is bound.
+func (r *Router) SetDirectory(d Directory) {
+	r.dir = d
+	r.local, _ = d.(*Local)
 }
+
+// SetRemote replaces the route out of this process. It must be called before Start.
+func (r *Router) SetRemote(rm Remote) { r.remote = rm }
+
+// Directory returns the router's directory.
+func (r *Router) Directory() Directory { return r.dir }
 
 // Start must be called once every module is registered, before the first stanza is routed.
 func (r *Router) Start() { r.hasServices = r.reg.HasServices() }
@@ -78,29 +81,10 @@ func (r *Router) countKind(k stanza.Kind) {
 	}
 }
 
-func (r *Router) shard(bare string) *shard {
-	return &r.shards[maphash.String(r.seed, bare)%shards]
-}
-
-// Bind adds a bound session. If a session with the same full JID exists it is replaced and returned, so that the
-// caller can close it (resource conflict policy "kick old").
+// Bind adds a bound session to the directory. If a session with the same full JID exists it is replaced and
+// returned, so that the caller can close it (resource conflict policy "kick old").
 func (r *Router) Bind(s module.Session) (replaced module.Session) {
-	full := s.JID()
-	bare := full.Bare().String()
-	sh := r.shard(bare)
-	sh.mu.Lock()
-	old := sh.accounts[bare]
-	next := make([]module.Session, 0, len(old)+1)
-	for _, o := range old {
-		if o.JID().Equal(full) {
-			replaced = o
-			continue
-		}
-		next = append(next, o)
-	}
-	next = append(next, s)
-	sh.accounts[bare] = next
-	sh.mu.Unlock()
+	replaced = r.dir.Bind(s)
 	if replaced == nil {
 		r.Stats.Sessions.Add(1)
 	}
@@ -109,53 +93,33 @@ func (r *Router) Bind(s module.Session) (replaced module.Session) {
 
 // Unbind removes a session; it is a no-op if the session was already replaced.
 func (r *Router) Unbind(s module.Session) {
-	bare := s.JID().Bare().String()
-	sh := r.shard(bare)
-	sh.mu.Lock()
-	old := sh.accounts[bare]
-	found := false
-	next := make([]module.Session, 0, len(old))
-	for _, o := range old {
-		if o == s {
-			found = true
-			continue
-		}
-		next = append(next, o)
-	}
-	if len(next) == 0 {
-		delete(sh.accounts, bare)
-	} else {
-		sh.accounts[bare] = next
-	}
-	sh.mu.Unlock()
-	if found {
+	if r.dir.Unbind(s) {
 		r.Stats.Sessions.Add(-1)
 	}
 }
 
-// Sessions returns the bound sessions of an account. The slice must not be modified.
-func (r *Router) Sessions(bare jid.JID) []module.Session {
-	// The key is built in a stack buffer and looked up as bytes: bare.String() allocates for JIDs longer than 32
-	// bytes, on every message.
-	var buf [128]byte
-	key := appendKey(buf[:0], bare)
-	sh := &r.shards[maphash.Bytes(r.seed, key)%shards]
-	sh.mu.RLock()
-	ss := sh.accounts[string(key)]
-	sh.mu.RUnlock()
-	return ss
+// Update tells the directory that a bound session's description changed (c2s calls it from the session's
+// setters).
+func (r *Router) Update(s module.Session) {
+	if r.local == nil {
+		r.dir.Update(s)
+	}
 }
 
-// appendKey appends j as jid.JID.String spells it, the session table's key.
-func appendKey(b []byte, j jid.JID) []byte {
-	if l := j.Localpart(); l != "" {
-		b = append(append(b, l...), '@')
+// Lookup returns the resources of an account the directory knows.
+func (r *Router) Lookup(bare jid.JID) module.Resources {
+	if r.local != nil {
+		return module.Resources{Local: r.local.Sessions(bare)}
 	}
-	b = append(b, j.Domainpart()...)
-	if res := j.Resourcepart(); res != "" {
-		b = append(append(b, '/'), res...)
+	return r.dir.Lookup(bare)
+}
+
+// Sessions returns the sessions of an account bound on this node. The slice must not be modified.
+func (r *Router) Sessions(bare jid.JID) []module.Session {
+	if r.local != nil {
+		return r.local.Sessions(bare)
 	}
-	return b
+	return r.dir.Lookup(bare).Local
 }
 
 // Session returns the session bound to a full JID, or nil.
@@ -183,38 +147,92 @@ func (r *Router) Notify(ctx context.Context, ev module.SessionEvent, s module.Se
 func (r *Router) IsLocalService(j jid.JID) bool { return r.reg.Service(j.Domainpart()) != nil }
 
 // Route routes a stanza emitted by the server or a module.
-func (r *Router) Route(ctx context.Context, s *stanza.Stanza) { r.route(ctx, nil, s) }
-
-// RouteFrom routes a stanza a bound local session sent. The stanza's From must already be the session's full JID.
-func (r *Router) RouteFrom(ctx context.Context, from module.Session, s *stanza.Stanza) {
-	r.route(ctx, from, s)
+func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
+	var o module.Origin
+	r.route(ctx, &o, s)
 }
 
-func (r *Router) route(ctx context.Context, sender module.Session, s *stanza.Stanza) {
+// RouteFrom routes a stanza from o. For a local session (module.OriginSession) the stanza's From must already be
+// the session's full JID, and the session's outbound processing applies.
+func (r *Router) RouteFrom(ctx context.Context, o module.Origin, s *stanza.Stanza) {
+	// Inside the router the origin travels by pointer to this copy, which stays on the stack: hooks get a copy
+	// made once per message, in the message's own allocation (see stages).
+	r.route(ctx, &o, s)
+}
+
+// Deliver implements module.Router: s goes to to as if addressed there, with the sender's side already done.
+func (r *Router) Deliver(ctx context.Context, o module.Origin, to jid.JID, s *stanza.Stanza) {
+	if to.Equal(jid.JID{}) {
+		return
+	}
+	// Not counted in Stats: a delivery is the fan-out of a stanza counted when it entered the router.
+	if r.hasServices {
+		if svc := r.reg.Service(to.Domainpart()); svc != nil {
+			if !s.To.Equal(to) {
+				s = s.WithTo(to)
+			}
+			svc.HandleStanza(ctx, o, s)
+			return
+		}
+	}
+	switch {
+	case !r.IsLocal(to):
+		r.leave(ctx, &o, "", to, s)
+	case to.Localpart() == "":
+		// The server itself: nothing to deliver to.
+	case s.Kind == stanza.Presence:
+		r.presenceIn(ctx, &o, to, s)
+	case s.Kind == stanza.Message:
+		r.deliverMessage(ctx, &o, to, s, nil)
+	default:
+		if !s.To.Equal(to) {
+			s = s.WithTo(to)
+		}
+		e := o.Emitted()
+		r.routeIQ(ctx, &e, s)
+	}
+}
+
+func (r *Router) route(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
+	sender, fromSession := o.FromSession()
 	if r.hasServices {
 		// Presence a session sends goes through the presence handler first, which records it as directed
-		// presence (so the service hears of the session's end), and comes back here with no sender.
-		if svc := r.reg.Service(s.To.Domainpart()); svc != nil && !(s.Kind == stanza.Presence && sender != nil) {
-			if s.Kind == stanza.Message && sender != nil {
-				d := &module.Delivery{Stanza: s, Sender: sender, Owner: sender.JID().Bare()}
+		// presence (so the service hears of the session's end), and comes back here from the server.
+		if svc := r.reg.Service(s.To.Domainpart()); svc != nil && !(s.Kind == stanza.Presence && fromSession) {
+			if s.Kind == stanza.Message && fromSession {
+				md := &delivery{o: *o}
+				d := &md.d
+				*d = module.Delivery{Stanza: s, Origin: &md.o, Owner: sender.JID().Bare()}
 				if r.runStage(ctx, module.Outbound, d) {
 					return
 				}
 				s = d.Stanza
 			}
 			r.countKind(s.Kind)
-			svc.HandleStanza(ctx, sender, s)
+			svc.HandleStanza(ctx, *o, s)
 			return
 		}
 	}
 	r.countKind(s.Kind)
 	switch s.Kind {
 	case stanza.Message:
-		r.routeMessage(ctx, sender, s)
+		r.routeMessage(ctx, o, s)
 	case stanza.Presence:
-		r.routePresence(ctx, sender, s)
+		r.routePresence(ctx, o, s)
 	case stanza.IQ:
-		r.routeIQ(ctx, sender, s)
+		r.routeIQ(ctx, o, s)
+	}
+}
+
+// leave hands s to the Remote route: the one call site where a stanza leaves this process. node and to are as
+// for Remote.Forward.
+func (r *Router) leave(ctx context.Context, o *module.Origin, node string, to jid.JID, s *stanza.Stanza) {
+	if err := r.remote.Forward(ctx, *o, node, to, s); err != nil {
+		var se *stanza.Error
+		if !errors.As(err, &se) {
+			r.log.Error("remote route failed", "node", node, "err", err)
+		}
+		r.bounce(ctx, s, stanza.AsError(err))
 	}
 }
 
@@ -228,23 +246,34 @@ func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) 
 	r.deliverOrDrop(ctx, stanza.ErrorReply(s, jid.JID{}, e))
 }
 
-// deliverOrDrop delivers a server-generated stanza to a local full JID, without further rules.
+// deliverOrDrop delivers a server-generated stanza (a bounce) to a local full JID without further rules, or
+// hands it to Remote when its recipient is elsewhere.
 func (r *Router) deliverOrDrop(ctx context.Context, s *stanza.Stanza) {
 	if s.To.Resourcepart() != "" {
 		if sess := r.Session(s.To); sess != nil {
-			r.send(ctx, sess, s)
+			r.send(&module.Origin{}, sess, s)
 			return
 		}
 	}
-	if r.IsLocal(s.To) && s.To.Localpart() != "" {
-		r.route(ctx, nil, s)
+	var o module.Origin
+	switch {
+	case r.IsLocal(s.To) && s.To.Localpart() != "":
+		r.route(ctx, &o, s)
+	case !s.To.Equal(jid.JID{}) && !r.IsLocal(s.To) && !r.IsLocalService(s.To):
+		// The bounce is itself an error: if Remote refuses it, bounce does not answer it again.
+		r.leave(ctx, &o, "", s.To, s)
 	}
 }
 
-func (r *Router) send(ctx context.Context, sess module.Session, s *stanza.Stanza) {
+// send queues s for a local session, in o's write batch if there is one.
+func (r *Router) send(o *module.Origin, sess module.Session, s *stanza.Stanza) {
 	var err error
-	if cs, ok := sess.(module.ContextSender); ok {
-		err = cs.SendContext(ctx, s)
+	if o.Batch != nil {
+		if bs, ok := sess.(module.BatchSender); ok {
+			err = bs.SendBatch(o.Batch, s)
+		} else {
+			err = sess.Send(s)
+		}
 	} else {
 		err = sess.Send(s)
 	}
@@ -254,16 +283,28 @@ func (r *Router) send(ctx context.Context, sess module.Session, s *stanza.Stanza
 }
 
 // stages holds the Deliveries the Outbound and the Inbound stage see for a message a local session sends to a
-// local account, so that they cost one allocation, not two. Each message has its own: hooks may keep them.
-type stages struct{ out, in module.Delivery }
+// local account, and the copy of its origin they point to, so that they cost one allocation, not three. Each
+// message has its own: hooks may keep them.
+type stages struct {
+	out, in module.Delivery
+	o       module.Origin
+}
 
-func (r *Router) routeMessage(ctx context.Context, sender module.Session, s *stanza.Stanza) {
+// delivery is a Delivery and the copy of the origin it points to, in one allocation.
+type delivery struct {
+	d module.Delivery
+	o module.Origin
+}
+
+func (r *Router) routeMessage(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
 	var in *module.Delivery
-	if sender != nil {
-		st := &stages{}
+	sender, fromSession := o.FromSession()
+	if fromSession {
+		st := &stages{o: *o}
 		d := &st.out
 		in = &st.in
-		*d = module.Delivery{Stanza: s, Sender: sender, Owner: sender.JID().Bare()}
+		in.Origin = &st.o
+		*d = module.Delivery{Stanza: s, Origin: &st.o, Owner: sender.JID().Bare()}
 		if r.runStage(ctx, module.Outbound, d) {
 			return
 		}
@@ -272,13 +313,13 @@ func (r *Router) routeMessage(ctx context.Context, sender module.Session, s *sta
 	to := s.To
 	if to.Equal(jid.JID{}) {
 		// RFC 6120 10.3.1: a message without to is for the sender's own bare JID.
-		if sender == nil {
+		if !fromSession {
 			return
 		}
 		to = sender.JID().Bare()
 	}
 	if !r.IsLocal(to) {
-		r.bounce(ctx, s, stanza.ErrRemoteServerNotFnd)
+		r.leave(ctx, o, "", to, s)
 		return
 	}
 	if to.Localpart() == "" {
@@ -288,18 +329,28 @@ func (r *Router) routeMessage(ctx context.Context, sender module.Session, s *sta
 		}
 		return
 	}
-	r.deliverMessage(ctx, sender, to, s, in)
+	r.deliverMessage(ctx, o, to, s, in)
 }
 
 // deliverMessage applies RFC 6121 section 8.5.2 (bare JID) and 8.5.3 (full JID) for a local account. d, if not
-// nil, is the zero Delivery to fill for the Inbound or Undeliverable stage.
-func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to jid.JID, s *stanza.Stanza,
+// nil, is the Delivery to fill for the Inbound or Undeliverable stage, its Origin already pointing to a copy of
+// o that it may keep (o itself is the caller's and must not be kept).
+func (r *Router) deliverMessage(ctx context.Context, o *module.Origin, to jid.JID, s *stanza.Stanza,
 	d *module.Delivery) {
 	if d == nil {
-		d = &module.Delivery{}
+		md := &delivery{o: *o}
+		d = &md.d
+		d.Origin = &md.o
 	}
+	do := d.Origin
 	owner := to.Bare()
-	sessions := r.Sessions(owner)
+	var res module.Resources
+	if r.local != nil {
+		res.Local = r.local.Sessions(owner) // the common case, without the interface call
+	} else {
+		res = r.lookupFor(o, owner)
+	}
+	sessions := res.Local
 	if !to.Equal(owner) { // a full JID
 		for i, sess := range sessions {
 			// Every session here has the owner's bare JID, so equal full JIDs mean the same resource. (Comparing
@@ -307,11 +358,21 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 			if sess.JID().Equal(to) {
 				// sessions is copy-on-write and never changed in place: a window of it, its capacity capped so an
 				// append copies, is the one target without an allocation.
-				*d = module.Delivery{Stanza: s, Sender: sender, Owner: owner, Targets: sessions[i : i+1 : i+1]}
+				*d = module.Delivery{Stanza: s, Origin: do, Owner: owner, Targets: sessions[i : i+1 : i+1]}
 				if r.runStage(ctx, module.Inbound, d) {
 					return
 				}
-				r.send(ctx, sess, d.Stanza)
+				r.send(o, sess, d.Stanza)
+				return
+			}
+		}
+		for i, rr := range res.Remote {
+			if rr.JID.Equal(to) {
+				*d = module.Delivery{Stanza: s, Origin: do, Owner: owner, Remote: res.Remote[i : i+1 : i+1]}
+				if r.runStage(ctx, module.Inbound, d) {
+					return
+				}
+				r.leave(ctx, o, rr.Node, rr.JID, d.Stanza)
 				return
 			}
 		}
@@ -332,9 +393,15 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 	case "error":
 		return
 	}
-	targets := pickTargets(sessions, s.Type == "headline")
-	*d = module.Delivery{Stanza: s, Sender: sender, Owner: owner}
-	if len(targets) == 0 {
+	var targets []module.Session
+	var remote []module.Resource
+	if len(res.Remote) == 0 {
+		targets = pickLocal(sessions, s.Type == "headline")
+	} else {
+		targets, remote = pickTargets(res, s.Type == "headline")
+	}
+	*d = module.Delivery{Stanza: s, Origin: do, Owner: owner}
+	if len(targets) == 0 && len(remote) == 0 {
 		if s.Type == "headline" {
 			return
 		}
@@ -348,18 +415,57 @@ func (r *Router) deliverMessage(ctx context.Context, sender module.Session, to j
 		r.bounce(ctx, s, stanza.ErrServiceUnavailable)
 		return
 	}
-	d.Targets = targets
+	d.Targets, d.Remote = targets, remote
 	if r.runStage(ctx, module.Inbound, d) {
 		return
 	}
 	for _, t := range targets {
-		r.send(ctx, t, d.Stanza)
+		r.send(o, t, d.Stanza)
+	}
+	for _, rr := range remote {
+		r.leave(ctx, o, rr.Node, rr.JID, d.Stanza)
 	}
 }
 
-// pickTargets returns the available sessions with the highest non-negative priority, or all available sessions
-// with non-negative priority when all is set (headlines).
-func pickTargets(sessions []module.Session, all bool) []module.Session {
+// pickTargets returns the available resources with the highest non-negative priority, or all available
+// resources with non-negative priority when all is set (headlines): the local sessions and the remote ones.
+func pickTargets(res module.Resources, all bool) ([]module.Session, []module.Resource) {
+	if len(res.Remote) == 0 {
+		return pickLocal(res.Local, all), nil
+	}
+	// Resources on other nodes compete with the local ones for the highest priority. This path is taken only
+	// with a cluster directory and may allocate.
+	best := -1
+	for _, s := range res.Local {
+		if s.Available() && s.Priority() > best {
+			best = s.Priority()
+		}
+	}
+	for _, rr := range res.Remote {
+		if rr.Available && rr.Priority > best {
+			best = rr.Priority
+		}
+	}
+	if best < 0 {
+		return nil, nil
+	}
+	var local []module.Session
+	for _, s := range res.Local {
+		if p := s.Priority(); s.Available() && p >= 0 && (all || p == best) {
+			local = append(local, s)
+		}
+	}
+	var remote []module.Resource
+	for _, rr := range res.Remote {
+		if rr.Available && rr.Priority >= 0 && (all || rr.Priority == best) {
+			remote = append(remote, rr)
+		}
+	}
+	return local, remote
+}
+
+// pickLocal is pickTargets for sessions of this node only, without an allocation in the common cases.
+func pickLocal(sessions []module.Session, all bool) []module.Session {
 	best := -1
 	n := 0
 	for _, s := range sessions {
@@ -417,53 +523,125 @@ func (r *Router) runStage(ctx context.Context, st module.Stage, d *module.Delive
 	return false
 }
 
-func (r *Router) routePresence(ctx context.Context, sender module.Session, s *stanza.Stanza) {
+func (r *Router) routePresence(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
+	if o.Kind == module.OriginSession {
+		p := r.reg.Presence()
+		if p == nil {
+			return
+		}
+		r.presenceErr(ctx, s, p.Outbound(ctx, *o, s))
+		return
+	}
+	switch {
+	case s.To.Equal(jid.JID{}):
+		return
+	case !r.IsLocal(s.To):
+		r.leave(ctx, o, "", s.To, s)
+	case s.To.Localpart() == "":
+		return // presence to the domain: ignored
+	default:
+		r.presenceIn(ctx, o, s.To, s)
+	}
+}
+
+// presenceIn delivers presence for a local account: the share of the account's resources on other nodes goes to
+// Remote, once per node; the presence handler takes care of the rest (subscriptions, probes, the sessions on
+// this node).
+func (r *Router) presenceIn(ctx context.Context, o *module.Origin, to jid.JID, s *stanza.Stanza) {
+	if r.local == nil { // the Local directory has no remote resources
+		if res := r.lookupFor(o, to.Bare()); len(res.Remote) > 0 {
+			r.presenceRemote(ctx, o, to, s, res.Remote)
+		}
+	}
 	p := r.reg.Presence()
 	if p == nil {
 		return
 	}
-	var err error
-	switch {
-	case sender != nil:
-		err = p.Outbound(ctx, sender, s)
-	case r.IsLocal(s.To) && s.To.Localpart() != "":
-		err = p.Inbound(ctx, s)
-	case !r.IsLocal(s.To):
-		r.remotePresence(ctx, s)
-		return
+	r.presenceErr(ctx, s, p.Inbound(ctx, *o, to, s))
+}
+
+// presenceRemote hands presence for a local account to the other nodes that hold its resources concerned:
+// availability to those holding the addressed resource (full JID) or an available one (bare JID), probes to
+// every node holding one. Subscription stanzas are handled here: the roster is shared storage.
+func (r *Router) presenceRemote(ctx context.Context, o *module.Origin, to jid.JID, s *stanza.Stanza,
+	remote []module.Resource) {
+	full := to.Resourcepart() != ""
+	switch s.Type {
+	case "", "unavailable", "probe":
+	case "error":
+		if !full {
+			return
+		}
 	default:
-		return // presence to the domain: ignored
+		return
 	}
-	if err != nil {
-		r.log.Error("presence handling failed", "err", err)
-		var se *stanza.Error
-		if errors.As(err, &se) {
-			r.bounce(ctx, s, se)
+next:
+	for i, rr := range remote {
+		switch {
+		case full:
+			if !rr.JID.Equal(to) {
+				continue
+			}
+		case s.Type != "probe" && !rr.Available:
+			continue
+		}
+		for _, prev := range remote[:i] {
+			if prev.Node == rr.Node && (full || s.Type == "probe" || prev.Available) {
+				continue next // that node has it already
+			}
+		}
+		r.leave(ctx, o, rr.Node, to, s)
+	}
+}
+
+func (r *Router) presenceErr(ctx context.Context, s *stanza.Stanza, err error) {
+	if err == nil {
+		return
+	}
+	r.log.Error("presence handling failed", "err", err)
+	var se *stanza.Error
+	if errors.As(err, &se) {
+		r.bounce(ctx, s, se)
+	}
+}
+
+// lookupFor is Lookup for delivering a stanza from o: what another node hands over is for this node's sessions
+// only (that node already gave the other nodes their share), so that no stanza goes back and forth.
+func (r *Router) lookupFor(o *module.Origin, bare jid.JID) module.Resources {
+	res := r.Lookup(bare)
+	if o.Kind == module.OriginNode {
+		res.Remote = nil
+	}
+	return res
+}
+
+// remoteResource returns the resource with full JID to that the directory places on another node.
+func (r *Router) remoteResource(o *module.Origin, to jid.JID) (module.Resource, bool) {
+	if r.local != nil || o.Kind == module.OriginNode {
+		return module.Resource{}, false
+	}
+	for _, rr := range r.dir.Lookup(to.Bare()).Remote {
+		if rr.JID.Equal(to) {
+			return rr, true
 		}
 	}
+	return module.Resource{}, false
 }
 
-// remotePresence takes presence for another server's domain, which cannot be delivered: Parley has no
-// server-to-server connections yet (the Remote route will take this over, and its default bounces too). A
-// subscription request is answered with remote-server-not-found (RFC 6120 10.4.3), addressed to the user's bare
-// JID as the request left: the presence module clears the roster item's pending ask when it sees the error,
-// and the client shows it, instead of the item staying ask='subscribe' forever. Other presence is dropped
-// without an answer: a broadcast would bounce one error per remote contact at every presence change, and
-// unavailable presence, probes and subscribed/unsubscribe/unsubscribed expect no answer (the local roster has
-// already changed).
-func (r *Router) remotePresence(ctx context.Context, s *stanza.Stanza) {
-	if s.Type == "subscribe" {
-		r.bounce(ctx, s, stanza.ErrRemoteServerNotFnd)
-	}
-}
-
-func (r *Router) routeIQ(ctx context.Context, sender module.Session, s *stanza.Stanza) {
+func (r *Router) routeIQ(ctx context.Context, o *module.Origin, s *stanza.Stanza) {
 	to := s.To
+	sender, fromSession := o.FromSession()
 	if !s.IsIQRequest() {
 		// Results and errors go to a full JID, or are dropped (RFC 6121 8.5.2.1.1 / 8.5.3.2.1).
+		if !to.Equal(jid.JID{}) && !r.IsLocal(to) {
+			r.leave(ctx, o, "", to, s)
+			return
+		}
 		if to.Resourcepart() != "" {
 			if sess := r.Session(to); sess != nil {
-				r.send(ctx, sess, s)
+				r.send(o, sess, s)
+			} else if rr, ok := r.remoteResource(o, to); ok {
+				r.leave(ctx, o, rr.Node, to, s)
 			}
 		}
 		if r.IsLocal(to) && to.Localpart() != "" && to.Resourcepart() == "" {
@@ -477,23 +655,27 @@ func (r *Router) routeIQ(ctx context.Context, sender module.Session, s *stanza.S
 	}
 	switch {
 	case to.Equal(jid.JID{}):
-		if sender == nil {
+		if !fromSession {
 			return
 		}
-		r.handleIQ(ctx, module.Account, sender, s)
+		r.handleIQ(ctx, module.Account, o, s)
 	case !r.IsLocal(to):
-		r.bounce(ctx, s, stanza.ErrRemoteServerNotFnd)
+		r.leave(ctx, o, "", to, s)
 	case to.Localpart() == "":
-		r.handleIQ(ctx, module.Server, sender, s)
+		r.handleIQ(ctx, module.Server, o, s)
 	case to.Resourcepart() == "":
-		if r.exists != nil && (sender == nil || !to.Equal(sender.JID().Bare())) && !r.exists(ctx, to) {
+		if r.exists != nil && (!fromSession || !to.Equal(sender.JID().Bare())) && !r.exists(ctx, to) {
 			r.bounce(ctx, s, stanza.ErrServiceUnavailable)
 			return
 		}
-		r.handleIQ(ctx, module.Account, sender, s)
+		r.handleIQ(ctx, module.Account, o, s)
 	default:
 		if sess := r.Session(to); sess != nil {
-			r.send(ctx, sess, s)
+			r.send(o, sess, s)
+			return
+		}
+		if rr, ok := r.remoteResource(o, to); ok {
+			r.leave(ctx, o, rr.Node, to, s)
 			return
 		}
 		r.bounce(ctx, s, stanza.ErrServiceUnavailable)
@@ -522,13 +704,13 @@ func (r *Router) HandleIQ(ctx context.Context, t module.Target, iq *module.IQ) *
 	return stanza.Result(iq.Stanza, inner)
 }
 
-func (r *Router) handleIQ(ctx context.Context, t module.Target, sender module.Session, s *stanza.Stanza) {
+func (r *Router) handleIQ(ctx context.Context, t module.Target, o *module.Origin, s *stanza.Stanza) {
 	local, ns, payload, ok := stanza.FirstChild(s.Payload())
 	if !ok {
 		r.bounce(ctx, s, stanza.ErrBadRequest)
 		return
 	}
-	iq := &module.IQ{Stanza: s, Session: sender, Local: local, NS: ns, Payload: payload}
+	iq := &module.IQ{Stanza: s, Origin: *o, Local: local, NS: ns, Payload: payload}
 	reply := r.HandleIQ(ctx, t, iq)
 	if reply == nil {
 		return
@@ -536,11 +718,12 @@ func (r *Router) handleIQ(ctx context.Context, t module.Target, sender module.Se
 	if reply.Type == "error" {
 		r.Stats.Errors.Add(1)
 	}
-	if sender != nil && reply.To.Equal(sender.JID()) {
-		r.send(ctx, sender, reply)
+	if sender, ok := o.FromSession(); ok && reply.To.Equal(sender.JID()) {
+		r.send(o, sender, reply)
 		return
 	}
-	r.route(ctx, nil, reply)
+	e := o.Emitted()
+	r.route(ctx, &e, reply)
 }
 
 var _ module.Router = (*Router)(nil)

@@ -19,20 +19,28 @@ type fakeSession struct {
 	jid       jid.JID
 	prio      int
 	available bool
+	presence  *stanza.Stanza
 	mu        sync.Mutex
 	got       []*stanza.Stanza
 }
 
-func (f *fakeSession) ID() string                          { return f.jid.String() }
-func (f *fakeSession) JID() jid.JID                        { return f.jid }
-func (f *fakeSession) Presence() *stanza.Stanza            { return nil }
-func (f *fakeSession) Priority() int                       { return f.prio }
-func (f *fakeSession) Available() bool                     { return f.available }
-func (f *fakeSession) SetPresence(p *stanza.Stanza, n int) { f.available, f.prio = p != nil, n }
-func (f *fakeSession) Interested() bool                    { return false }
-func (f *fakeSession) SetInterested()                      {}
-func (f *fakeSession) Close(string, string)                {}
-func (f *fakeSession) Hibernating() bool                   { return false }
+func (f *fakeSession) ID() string               { return f.jid.String() }
+func (f *fakeSession) JID() jid.JID             { return f.jid }
+func (f *fakeSession) Presence() *stanza.Stanza { return f.presence }
+func (f *fakeSession) Priority() int            { return f.prio }
+func (f *fakeSession) Available() bool          { return f.available }
+func (f *fakeSession) SetPresence(p *stanza.Stanza, n int) {
+	f.presence, f.available, f.prio = p, p != nil, n
+}
+func (f *fakeSession) Interested() bool { return false }
+func (f *fakeSession) SetInterested()   {}
+func (f *fakeSession) Describe() module.Resource {
+	return module.Resource{JID: f.JID(), Available: f.Available(), Priority: f.Priority()}
+}
+func (f *fakeSession) SetCarbons(bool)      {}
+func (f *fakeSession) SetCaps(string)       {}
+func (f *fakeSession) Close(string, string) {}
+func (f *fakeSession) Hibernating() bool    { return false }
 func (f *fakeSession) Send(s *stanza.Stanza) error {
 	f.mu.Lock()
 	f.got = append(f.got, s)
@@ -151,9 +159,9 @@ func TestIQToServerWithoutHandlerIsServiceUnavailable(t *testing.T) {
 	r := newTestRouter(t, &hookModule{})
 	alice := session(r, "alice@example.net/a", 0, true)
 	iq := stanza.New(stanza.IQ, "get", "q1", alice.jid, jid.MustParse("example.net"), []byte("<query xmlns='urn:unknown'/>"))
-	r.RouteFrom(context.Background(), alice, iq)
+	r.RouteFrom(context.Background(), originOf(alice), iq)
 	ping := stanza.New(stanza.IQ, "get", "q2", alice.jid, jid.MustParse("example.net"), []byte("<ping xmlns='urn:xmpp:ping'/>"))
-	r.RouteFrom(context.Background(), alice, ping)
+	r.RouteFrom(context.Background(), originOf(alice), ping)
 	got := alice.received()
 	if len(got) != 2 {
 		t.Fatalf("got %d replies, want 2", len(got))
@@ -195,7 +203,7 @@ func TestGroupchatToAccountIsRefused(t *testing.T) {
 	r := newTestRouter(t)
 	alice := session(r, "alice@example.net/a", 0, true)
 	b := session(r, "bob@example.net/b", 0, true)
-	r.RouteFrom(context.Background(), alice, msg("alice@example.net/a", "bob@example.net", "groupchat", "x"))
+	r.RouteFrom(context.Background(), originOf(alice), msg("alice@example.net/a", "bob@example.net", "groupchat", "x"))
 	if len(b.received()) != 0 {
 		t.Fatal("groupchat to a bare account JID was delivered")
 	}
@@ -209,9 +217,14 @@ type recordingService struct {
 	senders []module.Session
 }
 
-func (s *recordingService) HandleStanza(_ context.Context, sender module.Session, st *stanza.Stanza) {
+func (s *recordingService) HandleStanza(_ context.Context, o module.Origin, st *stanza.Stanza) {
 	s.got = append(s.got, st)
-	s.senders = append(s.senders, sender)
+	s.senders = append(s.senders, o.Session)
+}
+
+// originOf is the origin c2s gives the stanzas of a bound session.
+func originOf(s module.Session) module.Origin {
+	return module.Origin{Kind: module.OriginSession, Session: s}
 }
 
 type serviceModule struct{ svc *recordingService }
@@ -225,14 +238,14 @@ func TestServiceDomainGetsItsStanzas(t *testing.T) {
 	svc := &recordingService{}
 	r := newTestRouter(t, &serviceModule{svc})
 	alice := session(r, "alice@example.net/a", 0, true)
-	r.RouteFrom(context.Background(), alice, msg("alice@example.net/a", "room@conference.example.net", "groupchat", "hi"))
+	r.RouteFrom(context.Background(), originOf(alice), msg("alice@example.net/a", "room@conference.example.net", "groupchat", "hi"))
 	iq := stanza.New(stanza.IQ, "get", "d", alice.jid, jid.MustParse("conference.example.net"), []byte("<query xmlns='http://jabber.org/protocol/disco#info'/>"))
-	r.RouteFrom(context.Background(), alice, iq)
+	r.RouteFrom(context.Background(), originOf(alice), iq)
 	if len(svc.got) != 2 || svc.senders[0] != alice {
 		t.Fatalf("service got %d stanzas (senders %v), want 2 from alice", len(svc.got), svc.senders)
 	}
 	// Stanzas to the server's own domain are not the service's.
-	r.RouteFrom(context.Background(), alice, stanza.New(stanza.IQ, "get", "p", alice.jid, jid.MustParse("example.net"), []byte("<ping xmlns='urn:xmpp:ping'/>")))
+	r.RouteFrom(context.Background(), originOf(alice), stanza.New(stanza.IQ, "get", "p", alice.jid, jid.MustParse("example.net"), []byte("<ping xmlns='urn:xmpp:ping'/>")))
 	if len(svc.got) != 2 {
 		t.Fatal("a stanza for the server domain reached the service")
 	}

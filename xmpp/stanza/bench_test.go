@@ -139,3 +139,20 @@ func BenchmarkOriginID(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendEscape escapes a full JID and a text with markup into a reused buffer: every attribute the
+// server writes (MUC fan-out addresses each copy), and error texts.
+func BenchmarkAppendEscape(b *testing.B) {
+	for _, c := range []struct{ name, s string }{
+		{"jid", "juliet@capulet.lit/balcony-7f3a9c"},
+		{"text", "Art thou not Romeo, & a <Montague>? 'Neither', fair maid"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 256)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = AppendEscape(buf[:0], c.s)
+			}
+		})
+	}
+}

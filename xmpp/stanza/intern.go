@@ -136,5 +136,5 @@ func internNS(b []byte) string {
 	case "http://jabber.org/protocol/caps":
 		return "http://jabber.org/protocol/caps"
 	}
-	return unescapeAttr(b)
+	return attrString(b)
 }

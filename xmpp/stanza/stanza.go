@@ -9,6 +9,8 @@ import (
 	"bytes"
 
 	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/xmpp/stream"
 )
 
 // Kind is the stanza kind: message, presence or iq.
@@ -121,7 +123,7 @@ func rewriteAttr(raw []byte, innerStart, innerEnd int, name, value string) ([]by
 	for nameEnd < len(raw) && !isSpace(raw[nameEnd]) && raw[nameEnd] != '>' && raw[nameEnd] != '/' {
 		nameEnd++
 	}
-	spanStart, spanEnd := findAttr(raw[:startEnd], name)
+	spanStart, spanEnd, _ := findAttr(raw[:startEnd], name)
 	out := make([]byte, 0, len(raw)+len(value)+len(name)+4)
 	out = append(out, raw[:nameEnd]...)
 	out = append(out, ' ')
@@ -144,84 +146,39 @@ func rewriteAttr(raw []byte, innerStart, innerEnd int, name, value string) ([]by
 // (len(raw) if there is none).
 func StartTagEnd(raw []byte) int { return startTagEnd(raw) }
 
+// startTagEnd and findAttr rescan bytes the stream scanner accepted, with its helpers.
 func startTagEnd(raw []byte) int {
-	var quote byte
-	for i := 1; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '>':
-			return i
-		}
+	if i := stream.TagEnd(raw); i >= 0 {
+		return i
 	}
 	return len(raw)
 }
 
-// findAttr finds attribute name in a start tag and returns the span including its leading whitespace.
-func findAttr(tag []byte, name string) (int, int) {
+// findAttr finds attribute name in a start tag (from its '<', without the closing '>') and returns its span,
+// including its leading whitespace, and its raw value; start is -1 when it is absent.
+func findAttr(tag []byte, name string) (start, end int, val []byte) {
 	i := 1
 	for i < len(tag) && !isSpace(tag[i]) {
 		i++
 	}
-	for i < len(tag) {
-		ws := i
-		for i < len(tag) && isSpace(tag[i]) {
-			i++
+	for {
+		n, v, next := stream.NextAttr(tag, i)
+		if next < 0 {
+			return -1, -1, nil
 		}
-		ns := i
-		for i < len(tag) && tag[i] != '=' && !isSpace(tag[i]) && tag[i] != '>' && tag[i] != '/' {
-			i++
+		if string(n) == name {
+			return i, next, v
 		}
-		if i == ns {
-			return -1, -1
-		}
-		attr := tag[ns:i]
-		for i < len(tag) && (isSpace(tag[i]) || tag[i] == '=') {
-			i++
-		}
-		if i >= len(tag) {
-			return -1, -1
-		}
-		q := tag[i]
-		j := bytes.IndexByte(tag[i+1:], q)
-		if j < 0 {
-			return -1, -1
-		}
-		i += j + 2
-		if string(attr) == name {
-			return ws, i
-		}
+		i = next
 	}
-	return -1, -1
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// AppendEscape appends s escaped for use in XML text or a single- or double-quoted attribute value.
-func AppendEscape(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '<':
-			dst = append(dst, "&lt;"...)
-		case '>':
-			dst = append(dst, "&gt;"...)
-		case '&':
-			dst = append(dst, "&amp;"...)
-		case '\'':
-			dst = append(dst, "&apos;"...)
-		case '"':
-			dst = append(dst, "&quot;"...)
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
+// AppendEscape appends s escaped for use in XML text or a single- or double-quoted attribute value: it is
+// stream.EscapeString, so tab, newline and carriage return survive attribute normalization and the output is
+// well-formed whatever s holds.
+func AppendEscape(dst []byte, s string) []byte { return stream.EscapeString(dst, s) }
 
 // Build returns the bytes of a stanza of kind k with the given envelope and inner XML, attributes escaped.
 // Zero JIDs and empty strings are left out.
@@ -308,11 +265,8 @@ func FirstChild(inner []byte) (local, ns string, raw []byte, ok bool) {
 	if prefix != "" {
 		attr = "xmlns:" + prefix
 	}
-	if s, e := findAttr(raw[:tagEnd], attr); s >= 0 {
-		v := raw[s:e]
-		v = v[bytes.IndexByte(v, '=')+1:]
-		v = bytes.TrimSpace(v)
-		ns = internNS(v[1 : len(v)-1])
+	if s, _, v := findAttr(raw[:tagEnd], attr); s >= 0 {
+		ns = internNS(v)
 	}
 	return name, ns, raw, true
 }
@@ -356,51 +310,6 @@ func elementEnd(b []byte, start int) int {
 	return len(b)
 }
 
-// unescapeAttr decodes the predefined entities and character references of an attribute value.
-func unescapeAttr(v []byte) string {
-	if bytes.IndexByte(v, '&') < 0 {
-		return string(v)
-	}
-	var out []byte
-	for i := 0; i < len(v); i++ {
-		if v[i] != '&' {
-			out = append(out, v[i])
-			continue
-		}
-		k := bytes.IndexByte(v[i:], ';')
-		if k < 0 {
-			out = append(out, v[i:]...)
-			break
-		}
-		ent := string(v[i+1 : i+k])
-		switch ent {
-		case "lt":
-			out = append(out, '<')
-		case "gt":
-			out = append(out, '>')
-		case "amp":
-			out = append(out, '&')
-		case "apos":
-			out = append(out, '\'')
-		case "quot":
-			out = append(out, '"')
-		default:
-			var r rune
-			var ok bool
-			if len(ent) > 1 && ent[0] == '#' {
-				r, ok = parseCharRef(ent[1:])
-			}
-			if !ok {
-				out = append(out, v[i:i+k+1]...)
-			} else {
-				out = utf8AppendRune(out, r)
-			}
-		}
-		i += k
-	}
-	return string(out)
-}
-
 // Embed returns the stanza's bytes fit to be nested inside another namespace (XEP-0297 forwarded in carbons and
 // archive results): a root element that relied on the stream's default namespace gets xmlns='jabber:client'.
 func (s *Stanza) Embed() []byte {
@@ -414,7 +323,7 @@ func AppendWithNS(b, raw []byte, ns string) []byte {
 		return append(b, raw...)
 	}
 	end := startTagEnd(raw)
-	if st, _ := findAttr(raw[:end], "xmlns"); st >= 0 {
+	if st, _, _ := findAttr(raw[:end], "xmlns"); st >= 0 {
 		return append(b, raw...)
 	}
 	n := 1
@@ -440,8 +349,8 @@ func Children(inner []byte, fn func(local, ns string, raw []byte) bool) {
 		if !fn(local, ns, raw) {
 			return
 		}
-		// raw is the first element in inner[off:]: no earlier bytes can repeat it.
-		off += bytes.Index(inner[off:], raw) + len(raw)
+		// raw is a subslice of inner, so the capacities tell where it ends (no search).
+		off = cap(inner) - cap(raw) + len(raw)
 	}
 }
 
@@ -452,7 +361,7 @@ func (s *Stanza) WithoutChildren(drop func(local, ns string, raw []byte) bool) *
 	changed := false
 	last := 0
 	Children(inner, func(local, ns string, raw []byte) bool {
-		start := bytes.Index(inner[last:], raw) + last
+		start := cap(inner) - cap(raw) // raw is a subslice of inner
 		if drop(local, ns, raw) {
 			keep = append(keep, inner[last:start]...)
 			last = start + len(raw)
@@ -476,15 +385,21 @@ func (s *Stanza) WithoutChildren(drop func(local, ns string, raw []byte) bool) *
 
 // ChildAttr returns the value of attribute name on the root element of raw ("" if absent).
 func ChildAttr(raw []byte, name string) string {
-	end := startTagEnd(raw)
-	st, en := findAttr(raw[:end], name)
+	st, _, v := findAttr(raw[:startTagEnd(raw)], name)
 	if st < 0 {
 		return ""
 	}
-	v := bytes.TrimSpace(raw[st:en])
-	v = v[bytes.IndexByte(v, '=')+1:]
-	v = bytes.TrimSpace(v)
-	return unescapeAttr(v[1 : len(v)-1])
+	return attrString(v)
+}
+
+// attrString returns the raw attribute value v decoded (stream.DecodeAttr), copied once when it needs no decoding.
+func attrString(v []byte) string {
+	for _, c := range v {
+		if c == '&' || c == '\t' || c == '\n' || c == '\r' {
+			return string(stream.DecodeAttr(make([]byte, 0, len(v)), v))
+		}
+	}
+	return string(v)
 }
 
 // OriginID returns the sender's XEP-0359 origin-id, or the stanza id when it is long enough to be unique (short

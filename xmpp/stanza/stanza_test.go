@@ -144,3 +144,73 @@ func TestAppendWithNS(t *testing.T) {
 		}
 	}
 }
+
+// ChildAttr decoded references but kept literal tabs and newlines, which an XML processor reports as spaces
+// (XML 1.0 section 3.3.3), and decoded &#0;, which is no XML character. It now decodes with the stream
+// scanner's own attribute decoding.
+func TestDefectChildAttrNotNormalized(t *testing.T) {
+	for _, tc := range []struct{ raw, want string }{
+		{"<origin-id xmlns='urn:xmpp:sid:0' id='plain'/>", "plain"},
+		{"<origin-id xmlns='urn:xmpp:sid:0' id=\"a&amp;b&#x41;&#65;&apos;\"/>", "a&bAA'"},
+		{"<origin-id xmlns='urn:xmpp:sid:0' id='a\tb\nc\r\nd'/>", "a b c d"},
+		{"<origin-id xmlns='urn:xmpp:sid:0' id='tab&#9;kept'/>", "tab\tkept"},
+		{"<origin-id xmlns='urn:xmpp:sid:0' id='&#0;'/>", "&#0;"},
+		{"<x a='1' id = 'spaced' />", "spaced"},
+		{"<x idx='no' id='yes'>text</x>", "yes"},
+		{"<x other='id=&apos;no&apos;'/>", ""},
+	} {
+		if got := ChildAttr([]byte(tc.raw), "id"); got != tc.want {
+			t.Errorf("ChildAttr(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+// The helpers that rescan start tags (now through xmpp/stream) agree on quoted '>' and attributes that only
+// end like the one searched for.
+func TestStartTagHelpers(t *testing.T) {
+	raw := []byte(`<message xto='no' id='a>b' to='old'><body>x</body></message>`)
+	if got := StartTagEnd(raw); raw[got] != '>' || string(raw[:got+1]) != `<message xto='no' id='a>b' to='old'>` {
+		t.Errorf("StartTagEnd = %d", got)
+	}
+	if got := StartTagEnd([]byte("<a b='>")); got != len("<a b='>") {
+		t.Errorf("unterminated tag: %d", got)
+	}
+	out, is, ie := rewriteAttr(raw, len(`<message xto='no' id='a>b' to='old'>`), len(raw)-len("</message>"), "to", "n&w")
+	if want := `<message to='n&amp;w' xto='no' id='a>b'><body>x</body></message>`; string(out) != want {
+		t.Errorf("rewriteAttr = %s, want %s", out, want)
+	}
+	if string(out[is:ie]) != "<body>x</body>" {
+		t.Errorf("inner = %q", out[is:ie])
+	}
+	local, ns, child, ok := FirstChild([]byte(`text<p:q xmlns:p='urn:p&amp;q' a='>'/>`))
+	if !ok || local != "q" || ns != "urn:p&q" || string(child) != `<p:q xmlns:p='urn:p&amp;q' a='>'/>` {
+		t.Errorf("FirstChild = %q %q %q %v", local, ns, child, ok)
+	}
+}
+
+// WithoutChildren found each child's offset by searching for its bytes from the last removal, so dropping a
+// child with an identical earlier sibling cut out the earlier one and left the later one where it was, with
+// the text between them moved. Children and WithoutChildren now take offsets from the slices themselves.
+func TestDefectWithoutChildrenDropsEarlierTwin(t *testing.T) {
+	s := New(Message, "chat", "1", jid.MustParse("a@x/r"), jid.MustParse("b@x"),
+		[]byte(`<store xmlns='urn:xmpp:hints'/><body>one</body><store xmlns='urn:xmpp:hints'/><body>two</body>`))
+	n := 0
+	c := s.WithoutChildren(func(local, _ string, _ []byte) bool {
+		if local != "store" {
+			return false
+		}
+		n++
+		return n == 2 // the second <store/> only
+	})
+	if want := `<store xmlns='urn:xmpp:hints'/><body>one</body><body>two</body>`; string(c.Payload()) != want {
+		t.Fatalf("payload %q, want %q", c.Payload(), want)
+	}
+	var got []string
+	Children(s.Payload(), func(local, _ string, raw []byte) bool {
+		got = append(got, string(raw))
+		return true
+	})
+	if len(got) != 4 || got[0] != got[2] || got[1] != "<body>one</body>" || got[3] != "<body>two</body>" {
+		t.Errorf("Children = %q", got)
+	}
+}

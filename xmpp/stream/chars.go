@@ -102,6 +102,10 @@ func decodeChar(b []byte) (rune, int, int) {
 	return r, n, charOK
 }
 
+// DecodeAttr appends the raw value v of an attribute (as NextAttr returns it) decoded as an XML processor
+// reports it: references replaced and literal whitespace normalized to spaces.
+func DecodeAttr(dst, v []byte) []byte { return decodeAttr(dst, v) }
+
 // decodeAttr appends the value of an attribute as an XML processor reports it: entity and character references
 // replaced and literal whitespace normalized to spaces (XML 1.0 section 3.3.3). v must already have passed the
 // scanner; anything it does not recognize is copied through.
@@ -194,8 +198,13 @@ func hexVal(c byte) rune {
 
 // Escape appends s to dst escaped for use in an attribute value (either quote) or in character data. Tab, newline
 // and carriage return become character references so that they survive attribute normalization; bytes that are not
-// valid UTF-8 and characters XML does not allow become U+FFFD, so the output is always well-formed.
-func Escape(dst []byte, s []byte) []byte {
+// valid UTF-8 and characters XML does not allow become U+FFFD, so the output is always well-formed. It converts s
+// to a string (a copy beyond 32 bytes); the server's builders use EscapeString.
+func Escape(dst []byte, s []byte) []byte { return EscapeString(dst, string(s)) }
+
+// EscapeString is Escape for a string: the form the server's builders use, which never allocates beyond
+// growing dst. (A generic version over string and []byte allocated a copy of each string it appended.)
+func EscapeString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		// Copy the run of bytes that need no escaping at once.
 		j := i
@@ -208,7 +217,7 @@ func Escape(dst []byte, s []byte) []byte {
 		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRune(s[i:])
+			r, n := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && n == 1 || r == 0xFFFE || r == 0xFFFF {
 				dst = append(dst, "\uFFFD"...)
 			} else {

@@ -98,7 +98,10 @@ func (e *Element) childIs(tag []byte, local, ns string) bool {
 	return false
 }
 
-// tagEnd returns the index of the '>' that ends the tag at the start of b, skipping quoted values, or -1.
+// TagEnd returns the index of the '>' that ends the tag at the start of b, skipping quoted values, or -1. Like
+// Child it expects bytes a Reader accepted; xmpp/stanza uses it to rescan stored and forwarded elements.
+func TagEnd(b []byte) int { return tagEnd(b) }
+
 func tagEnd(b []byte) int {
 	var quote byte
 	for i, c := range b {
@@ -134,7 +137,11 @@ func findDecl(b, pfx []byte) ([]byte, bool) {
 	}
 }
 
-// nextAttr returns the attribute starting at or after b[i] and the index after it, or next -1.
+// NextAttr returns the attribute starting at or after b[i] (after optional whitespace) in a start tag without its
+// '<' and name, its raw value (between the quotes, references not decoded; see DecodeAttr) and the index just
+// past its closing quote, or next -1 when there is no further attribute.
+func NextAttr(b []byte, i int) (name, val []byte, next int) { return nextAttr(b, i) }
+
 func nextAttr(b []byte, i int) (name, val []byte, next int) {
 	for i < len(b) && isSpace(b[i]) {
 		i++

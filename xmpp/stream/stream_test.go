@@ -845,6 +845,9 @@ func TestEscape(t *testing.T) {
 		if got := string(Escape([]byte("x"), []byte(tt.in))); got != "x"+tt.want {
 			t.Errorf("Escape(%q) = %q, want %q", tt.in, got, "x"+tt.want)
 		}
+		if got := string(EscapeString([]byte("x"), tt.in)); got != "x"+tt.want {
+			t.Errorf("EscapeString(%q) = %q, want %q", tt.in, got, "x"+tt.want)
+		}
 		// Escaped text decodes back in an attribute.
 		if !tt.lossy {
 			if got := string(decodeAttr(nil, Escape(nil, []byte(tt.in)))); got != tt.in {
@@ -970,5 +973,15 @@ func TestIdleReaderDoesNotPinLargeBuffer(t *testing.T) {
 	e := r.el
 	if r.large != nil || e.Raw != nil || e.To != nil || e.From != nil || e.Type != nil || e.ID != nil || e.Lang != nil {
 		t.Errorf("idle Reader still refers to the large buffer: large %v, element %+v", r.large != nil, e)
+	}
+}
+
+// EscapeString is on the path of every attribute the server builds: it must not allocate.
+func TestEscapeStringZeroAllocs(t *testing.T) {
+	buf := make([]byte, 0, 256)
+	for _, s := range []string{"juliet@capulet.lit/balcony", "a <b> & 'c' \"d\"\t\n", "héllo 😀 \xff"} {
+		if n := testing.AllocsPerRun(100, func() { buf = EscapeString(buf[:0], s) }); n != 0 {
+			t.Errorf("EscapeString(%q): %v allocations", s, n)
+		}
 	}
 }

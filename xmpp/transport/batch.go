@@ -30,6 +30,10 @@ type Batch struct {
 	spare  []*Queue
 }
 
+// WriteBatch marks a Batch as the write batch that the router passes through from the reader's stanzas to the
+// sessions it delivers to (module.WriteBatch, which this package does not import).
+func (*Batch) WriteBatch() {}
+
 // Add defers starting q's writer to Release; false if no burst is under way (or b is nil).
 func (b *Batch) Add(q *Queue) bool {
 	if b == nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"parley.im/parley/xmpp/internal/tcptest"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -22,31 +23,12 @@ import (
 // net.Pipe. One op is one stanza. The benchmarks of a session's sends and of the whole read-route-write path
 // are in xmpp/c2s (write_bench_test.go). Baselines: docs/bench/baseline/c2s.txt.
 
-// benchStanza is the 218-byte chat message of the stream benchmarks as delivered: from stamped in.
-var benchStanza = []byte("<message from='alice@example.net/desk' to='bob@example.net/phone' type='chat' id='ktx72v49' xml:lang='en'>" +
-	"<body>Art thou not Romeo, and a Montague? Neither</body><origin-id xmlns='urn:xmpp:sid:0' id='ktx72v49'/></message>")
+// benchStanza and sink: the shared write-path benchmark helpers of xmpp/internal/tcptest.
+var benchStanza = tcptest.BenchStanza
 
-// sink counts the stanza bytes that reached the client and wakes the benchmark when what it expects arrived.
-type sink struct {
-	got, want atomic.Int64
-	done      chan struct{}
-}
+type sink = tcptest.Sink
 
-func newSink() *sink { return &sink{done: make(chan struct{}, 1)} }
-
-func (s *sink) add(n int) {
-	got := s.got.Add(int64(n))
-	if want := s.want.Load(); got >= want && got-int64(n) < want {
-		s.done <- struct{}{}
-	}
-}
-
-// expect adds n bytes to what must arrive; wait blocks until they have.
-func (s *sink) expect(n int) { s.want.Add(int64(n)) }
-
-// wait blocks until the expected bytes have arrived. It has no timeout of its own (a timer per wait would
-// count in allocs/op): a writer that loses bytes hangs the benchmark until go test's -timeout.
-func (s *sink) wait() { <-s.done }
+var newSink = tcptest.NewSink
 
 // countConn is a net.Conn that counts writes instead of sending them.
 type countConn struct {
@@ -56,7 +38,7 @@ type countConn struct {
 
 func (c *countConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
-	c.sink.add(len(p))
+	c.sink.Add(len(p))
 	return len(p), nil
 }
 func (c *countConn) Read([]byte) (int, error)         { return 0, io.EOF }
@@ -108,7 +90,7 @@ func tlsPipe(tb testing.TB, s *sink) *writeCounter {
 		for {
 			n, err := cli.Read(buf)
 			if n > 0 {
-				s.add(n)
+				s.Add(n)
 			}
 			if err != nil {
 				return
@@ -173,7 +155,7 @@ func BenchmarkQueue(b *testing.B) {
 				b.ResetTimer()
 				for n := 0; n < b.N; n += bc.batch {
 					k := min(bc.batch, b.N-n)
-					s.expect(k * len(benchStanza))
+					s.Expect(k * len(benchStanza))
 					if bc.queued {
 						// What push does for the first stanza, with the writer's start held back until all are queued.
 						waitIdle(q)
@@ -189,7 +171,7 @@ func BenchmarkQueue(b *testing.B) {
 					if bc.queued {
 						go q.drain()
 					}
-					s.wait()
+					s.Wait()
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(writes.Load())/float64(b.N), "writes/op")
@@ -214,7 +196,7 @@ func TestQueueCoalescesQueued(t *testing.T) {
 			rc := &recordConn{countConn: countConn{sink: s}, buf: new(bytes.Buffer)}
 			q.conn, writes, got = rc, &rc.writes, rc.buf
 		}
-		s.expect(3 * len(benchStanza))
+		s.Expect(3 * len(benchStanza))
 		q.mu.Lock()
 		q.writing = true
 		q.mu.Unlock()
@@ -222,7 +204,7 @@ func TestQueueCoalescesQueued(t *testing.T) {
 			q.Push(benchStanza)
 		}
 		go q.drain()
-		s.wait()
+		s.Wait()
 		waitIdle(q)
 		if n := writes.Load(); n != 1 {
 			t.Errorf("tls=%v: 3 queued stanzas took %d writes, want 1", useTLS, n)

@@ -1,4 +1,4 @@
-package mam
+package mamcodec
 
 import (
 	"encoding/xml"
