@@ -321,9 +321,7 @@ func (c *conn) bind2(a *authenticate2, device, user string, resumeFailed []byte,
 	if a.Bind.Carbons != nil && c.srv.carbonsOn {
 		c.enableCarbons()
 	}
-	for _, h := range c.srv.reg.SessionHooks(module.Bound) {
-		h(c.ctx, c.sess)
-	}
+	c.srv.router.Notify(c.ctx, module.Bound, c.sess)
 	if old := c.srv.router.Bind(c.sess); old != nil {
 		old.Close("conflict", "replaced by a new connection with the same resource")
 	}
@@ -340,7 +338,7 @@ func (c *conn) enableCarbons() {
 	payload := []byte("<enable xmlns='" + nsCarbons + "'/>")
 	st := stanza.New(stanza.IQ, "set", "bind2-carbons", c.jid, jid.JID{}, payload)
 	local, ns, p, _ := stanza.FirstChild(st.Payload())
-	reply := c.srv.router.HandleIQ(c.ctx, module.Account, &module.IQ{Stanza: st, Session: c.sess, Local: local, NS: ns, Payload: p, RemoteAddr: c.ip})
+	reply := c.srv.router.HandleIQ(c.ctx, module.Account, &module.IQ{Stanza: st, Origin: c.origin, Local: local, NS: ns, Payload: p, RemoteAddr: c.ip})
 	if reply != nil && reply.Type == "error" {
 		c.log.Warn("bind 2: enabling carbons failed", "reply", string(reply.Raw))
 	}
