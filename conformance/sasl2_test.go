@@ -357,3 +357,41 @@ func TestFASTTokensVoidAfterPasswordChangeAndRemoval(t *testing.T) {
 		t.Fatalf("token of a removed account: %s", got)
 	}
 }
+
+// Bind 2 inline features take effect: <enable xmlns='urn:xmpp:carbons:2'/> gets the new session copies of what
+// the account's other resources send (XEP-0280), and <inactive xmlns='urn:xmpp:csi:0'/> holds back what can wait
+// (a chat state) until something urgent comes (XEP-0352).
+func TestBind2InlineCarbonsAndCSI(t *testing.T) {
+	srv := Start(t, "")
+	srv.AddUser("alice", "alice-secret")
+	srv.AddUser("bob", "bob-secret")
+	bob := Dial(t, srv, "bob", "bob-secret", "mellium")
+	x, _ := dialTLS(t, srv, "bind2 phone", srv.TLSConfig())
+	r := x.scram2("SCRAM-SHA-256", "alice", "alice-secret", userAgentEl("csi-dev")+
+		`<bind xmlns='urn:xmpp:bind:0'><tag>phone</tag><enable xmlns='urn:xmpp:carbons:2'/><inactive xmlns='urn:xmpp:csi:0'/></bind>`)
+	a := aidRe.FindStringSubmatch(r.el)
+	if r.kind != "success" || a == nil {
+		t.Fatalf("SASL2 + Bind 2: %s", r.el)
+	}
+	bob.Send(`<message to='` + a[1] + `' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
+	if el, err := x.next(700 * time.Millisecond); err == nil {
+		t.Fatalf("the inactive session got %s", el)
+	}
+	// A carbon of a message with a body is urgent: what was held (the chat state) goes first.
+	other := Dial(t, srv, "alice", "alice-secret", "laptop")
+	other.Send(`<message to='bob@localhost' type='chat'><body>from the laptop</body></message>`)
+	var seen []string
+	for {
+		el, err := x.next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for the carbon: %v; got %q", err, seen)
+		}
+		seen = append(seen, el)
+		if strings.Contains(el, "<sent xmlns='urn:xmpp:carbons:2'>") && strings.Contains(el, "from the laptop") {
+			break
+		}
+	}
+	if !strings.Contains(strings.Join(seen, ""), "composing") {
+		t.Fatalf("the held chat state was not flushed before the carbon: %q", seen)
+	}
+}
