@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -393,5 +394,50 @@ func TestBind2InlineCarbonsAndCSI(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(seen, ""), "composing") {
 		t.Fatalf("the held chat state was not flushed before the carbon: %q", seen)
+	}
+}
+
+// The failed-login throttle sees SASL2 and FAST attempts too: wrong passwords over SASL2 and wrong tokens
+// delay, then refuse that account from that address, while another account from the same address gets in.
+// And SASL2's SCRAM carries the XEP-0474 hash of what the stream offered, like SASL.
+func TestSASL2ThrottledAndSSDP(t *testing.T) {
+	srv := Start(t, throttleYAML)
+	srv.AddUser("alice", "alice-secret")
+	srv.AddUser("bob", "bob-secret")
+	var outcomes []string
+	for len(outcomes) < 8 {
+		x := dialQuiet(t, srv, "127.0.0.1")
+		for i := 0; i < 3 && len(outcomes) < 8; i++ {
+			if len(outcomes)%2 == 0 {
+				outcomes = append(outcomes, x.scram2("SCRAM-SHA-256", "alice", "wrong", "").kind)
+				continue
+			}
+			x.send(`<authenticate xmlns='` + sasl2NS + `' mechanism='HT-SHA-256-NONE'><initial-response>` + htInitial("alice", "not-a-token", nil) +
+				`</initial-response>` + userAgentEl("dev") + `</authenticate>`)
+			outcomes = append(outcomes, x.sasl2Outcome().kind)
+		}
+		x.tcp.Close()
+	}
+	want := "not-authorized not-authorized not-authorized not-authorized not-authorized not-authorized temporary-auth-failure temporary-auth-failure"
+	if got := strings.Join(outcomes, " "); got != want {
+		t.Fatalf("outcomes %s, want %s", got, want)
+	}
+	x := dialQuiet(t, srv, "127.0.0.1")
+	if r := x.scram2("SCRAM-SHA-256", "bob", "bob-secret", ""); r.kind != "success" {
+		t.Fatalf("bob from the same address: %s", r.el)
+	}
+
+	// XEP-0474: h = H(sorted mechanisms joined by 0x1e, 0x1f, sorted channel-binding types joined by 0x1e).
+	y, feat := dialTLS(t, srv, "ssdp", srv.TLSConfig())
+	mechs := mechanisms(feat)
+	sort.Strings(mechs)
+	types := cbTypes(feat)
+	sort.Strings(types)
+	sum := sha256.Sum256([]byte(strings.Join(mechs, "\x1e") + "\x1f" + strings.Join(types, "\x1e")))
+	nb := "n=bob,r=ssdpnonce"
+	y.send(`<authenticate xmlns='` + sasl2NS + `' mechanism='SCRAM-SHA-256'><initial-response>` + b64s("n,,"+nb) + `</initial-response></authenticate>`)
+	r := y.sasl2Outcome()
+	if r.kind != "challenge" || !strings.HasSuffix(string(r.data), ",h="+base64.StdEncoding.EncodeToString(sum[:])) {
+		t.Fatalf("server-first %q lacks the XEP-0474 hash of %v and %v", r.data, mechs, types)
 	}
 }
