@@ -147,21 +147,3 @@ func TestConnectionLimitPerIP(t *testing.T) {
 	nc2.Write([]byte(streamHeader))
 	readUntil(t, nc2, "</stream:features>", 5*time.Second)
 }
-
-func TestAuthFailuresAreThrottled(t *testing.T) {
-	srv := Start(t, "c2s:\n  auth_failures_per_account: 100\n  auth_failures_per_ip: 3\n")
-	srv.AddUser("alice", "alice-secret")
-	for i := 0; i < 3; i++ {
-		c := rawTLS(t, srv)
-		c.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + plainB64("alice", "wrong") + `</auth>`))
-		if got := readUntil(t, c, "</failure>", 5*time.Second); !strings.Contains(got, "<not-authorized") {
-			t.Fatalf("attempt %d: %s", i, got)
-		}
-	}
-	// Past the limit even the right password is refused for the window.
-	c := rawTLS(t, srv)
-	c.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + plainB64("alice", "alice-secret") + `</auth>`))
-	if got := readUntil(t, c, "</failure>", 5*time.Second); !strings.Contains(got, "<temporary-auth-failure") {
-		t.Fatalf("throttled attempt got %s", got)
-	}
-}

@@ -180,9 +180,9 @@ var fromAttr = regexp.MustCompile(`from="([^"]+)"`)
 
 // slixmppSession runs the slixmpp peer as alice against a mellium bob: log in, roster, subscribe (bob approves),
 // a message each way. It returns the peer's output.
-func slixmppSession(t *testing.T, mechs string) string {
+func slixmppSession(t *testing.T, mechs, extraYAML string) string {
 	requireSlixmpp(t)
-	srv := Start(t, "")
+	srv := Start(t, extraYAML)
 	srv.AddUser("alice", "alice-secret")
 	srv.AddUser("bob", "bob-secret")
 	bob := Dial(t, srv, "bob", "bob-secret", "mellium")
@@ -230,26 +230,36 @@ func port(t *testing.T, addr string) string {
 }
 
 // slixmpp with the mechanisms it picks by itself. slixmpp 1.8.3 (Debian bookworm) knows only the tls-unique
-// channel binding: it tries SCRAM-SHA-512-PLUS, -256-PLUS and -1-PLUS with p=tls-unique (Parley offers
-// tls-exporter and tls-server-end-point, XEP-0440), then the plain SCRAM variants with the "y" flag (which Parley
-// must refuse, RFC 5802 section 6), and reaches PLAIN only on its seventh attempt, while Parley closes the stream
-// after three.
+// channel binding: it tries SCRAM-SHA-512-PLUS (if it has it), -256-PLUS and -1-PLUS with p=tls-unique (Parley
+// offers tls-exporter and tls-server-end-point, XEP-0440), then the plain SCRAM variants with the "y" flag. That
+// "y" follows -PLUS attempts refused only for their binding type on the same stream, so it is no downgrade and
+// Parley accepts it (auth.Stream): slixmpp logs in with SCRAM, not PLAIN.
 func TestSlixmppDefaultMechanism(t *testing.T) {
-	out := slixmppSession(t, "")
-	t.Logf("slixmpp logged in with: %s", firstLine(out, "OK auth "))
+	out := slixmppSession(t, "", "")
+	got := strings.TrimPrefix(firstLine(out, "OK auth "), "OK auth ")
+	if !strings.HasPrefix(got, "SCRAM-SHA-") || strings.HasSuffix(got, "-PLUS") {
+		t.Errorf("slixmpp logged in with %q, want a SCRAM mechanism without -PLUS", got)
+	}
+	t.Logf("slixmpp logged in with: %s", got)
 }
 
-// slixmpp restricted to a mechanism list, as a user would configure it. With SCRAM-SHA-1 and PLAIN, slixmpp 1.8.3
-// tries SCRAM-SHA-1 with the "y" flag first (refused, see above) and logs in with PLAIN.
+// slixmpp restricted to a mechanism list, as a user would configure it. PLAIN alone logs in with PLAIN. A SCRAM
+// hash forced together with its -PLUS variant (what "use SCRAM-SHA-256" means to slixmpp, which always tries
+// the -PLUS variant it is allowed first) logs in with that SCRAM hash after the tls-unique refusal, also with
+// auth.allow_plain: false, where PLAIN is not there to fall back on (issue 13, acceptance 2).
 func TestSlixmppForcedMechanisms(t *testing.T) {
-	for _, mechs := range []string{"PLAIN", "SCRAM-SHA-1,PLAIN"} {
-		t.Run(mechs, func(t *testing.T) {
-			out := slixmppSession(t, mechs)
+	for _, tc := range []struct{ mechs, want, yaml string }{
+		{"PLAIN", "PLAIN", ""},
+		{"SCRAM-SHA-1-PLUS,SCRAM-SHA-1,PLAIN", "SCRAM-SHA-1", ""},
+		{"SCRAM-SHA-1-PLUS,SCRAM-SHA-1", "SCRAM-SHA-1", "auth:\n  allow_plain: false\n"},
+		{"SCRAM-SHA-256-PLUS,SCRAM-SHA-256", "SCRAM-SHA-256", "auth:\n  allow_plain: false\n"},
+	} {
+		t.Run(tc.mechs, func(t *testing.T) {
+			out := slixmppSession(t, tc.mechs, tc.yaml)
 			got := strings.TrimPrefix(firstLine(out, "OK auth "), "OK auth ")
-			if !listHas(strings.Split(mechs, ","), got) {
-				t.Errorf("logged in with %q, not one of %s", got, mechs)
+			if got != tc.want {
+				t.Errorf("logged in with %q, want %s; stdout:\n%s", got, tc.want, out)
 			}
-			t.Logf("slixmpp logged in with %s", got)
 		})
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ import (
 )
 
 // noThrottle lifts the failed-login limits so that a test may fail on purpose many times from 127.0.0.1.
-const noThrottle = "c2s:\n  auth_failures_per_ip: 100000\n  auth_failures_per_account: 100000\n"
+const noThrottle = "c2s:\n  auth_failures_per_ip: 100000\n  auth_failures_per_account: 100000\n  auth_refuse_after: 100000\n"
 
 const saslNS = "urn:ietf:params:xml:ns:xmpp-sasl"
 
@@ -386,7 +387,7 @@ func (x *xmppConn) scramAuth(mech, user, password, flag string, cb []byte) strin
 	if _, err := fmt.Sscan(attrs["i"], &iter); err != nil || iter < 4096 {
 		x.t.Fatalf("bad iteration count in %q (RFC 7677 asks for at least 4096)", serverFirst)
 	}
-	salted, err := pbkdf2.Key(newHash, password, salt, iter, newHash().Size())
+	salted, err := saltedPassword(mech, newHash, password, salt, iter)
 	if err != nil {
 		x.t.Fatal(err)
 	}
@@ -875,4 +876,61 @@ func TestOptionalSTARTTLS(t *testing.T) {
 	nc.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>` +
 		base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=abcdefghijklmnop")) + `</auth>`))
 	readUntil(t, nc, "<challenge", 5*time.Second)
+}
+
+// Issue 13: the gs2 flag "y" after a -PLUS attempt refused only for its channel-binding type on the same stream
+// is slixmpp's honest fallback (it saw -PLUS offered) and logs in; "y" from a client that never tried -PLUS on
+// its stream is still refused as a downgrade (RFC 5802 section 6), also with PLAIN turned off, and so is "y"
+// after a -PLUS attempt that failed for another reason (wrong binding data).
+func TestSASLFlagYOnlyAfterRefusedBindingType(t *testing.T) {
+	srv := Start(t, noThrottle+"auth:\n  allow_plain: false\n")
+	srv.AddUser("alice", "alice-secret")
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256"} {
+			name := mech + "/" + strings.ReplaceAll(tlsVersion(v), " ", "")
+			t.Run(name, func(t *testing.T) {
+				x, feat := dialTLS(t, srv, "slixmpp-like "+name, tlsCfg(srv, v))
+				if listHas(mechanisms(feat), "PLAIN") {
+					t.Fatalf("PLAIN offered with auth.allow_plain false: %s", feat)
+				}
+				if got := x.scramAuth(mech+"-PLUS", "alice", "alice-secret", "p=tls-unique", []byte("0123456789ab")); got != "not-authorized" {
+					t.Fatalf("%s-PLUS with tls-unique: got %s, want not-authorized", mech, got)
+				}
+				if got := x.scramAuth(mech, "alice", "alice-secret", "y", nil); got != "success" {
+					t.Fatalf("%s with y after the refused binding type: got %s, want success", mech, got)
+				}
+				if jid := x.bind("slix"); !strings.HasPrefix(jid, "alice@localhost/") {
+					t.Fatalf("bound %q", jid)
+				}
+
+				crafted, _ := dialTLS(t, srv, "crafted y "+name, tlsCfg(srv, v))
+				if got := crafted.scramAuth(mech, "alice", "alice-secret", "y", nil); got != "not-authorized" {
+					t.Fatalf("y without a -PLUS attempt: got %s, want not-authorized", got)
+				}
+
+				other, _ := dialTLS(t, srv, "y after wrong binding data "+name, tlsCfg(srv, v))
+				if got := other.scramAuth(mech+"-PLUS", "alice", "alice-secret", "p=tls-server-end-point", bytes.Repeat([]byte{7}, 32)); got != "not-authorized" {
+					t.Fatalf("wrong binding data: got %s, want not-authorized", got)
+				}
+				if got := other.scramAuth(mech, "alice", "alice-secret", "y", nil); got != "not-authorized" {
+					t.Fatalf("y after a binding mismatch: got %s, want not-authorized", got)
+				}
+			})
+		}
+	}
+}
+
+// saltedCache memoizes SCRAM's Hi(): a test that tries one password a thousand times pays PBKDF2 once.
+var saltedCache sync.Map
+
+func saltedPassword(mech string, newHash func() hash.Hash, password string, salt []byte, iter int) ([]byte, error) {
+	key := fmt.Sprintf("%s\x00%s\x00%x\x00%d", strings.TrimSuffix(mech, "-PLUS"), password, salt, iter)
+	if v, ok := saltedCache.Load(key); ok {
+		return v.([]byte), nil
+	}
+	b, err := pbkdf2.Key(newHash, password, salt, iter, newHash().Size())
+	if err == nil {
+		saltedCache.Store(key, b)
+	}
+	return b, err
 }

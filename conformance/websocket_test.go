@@ -127,9 +127,15 @@ type wsClient struct {
 
 func dialWS(t *testing.T, url, name string) *wsClient {
 	t.Helper()
+	return dialWSHeader(t, url, name, nil)
+}
+
+// dialWSHeader is dialWS with extra request headers.
+func dialWSHeader(t *testing.T, url, name string, hdr http.Header) *wsClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"xmpp"}})
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"xmpp"}, HTTPHeader: hdr})
 	if err != nil {
 		t.Fatalf("websocket dial %s: %v", url, err)
 	}

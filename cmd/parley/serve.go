@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,16 +280,17 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	if err != nil {
 		return fail(err)
 	}
+	lookup := func(ctx context.Context, user string) ([]storage.ScramCredential, error) {
+		j, err := jid.New(user, domain.Domainpart(), "")
+		if err != nil {
+			return nil, storage.ErrNotFound
+		}
+		return store.Credentials(ctx, j.String())
+	}
 	authSrv := auth.NewServer(auth.Config{
-		Domain:      domain.String(),
-		FakeSaltKey: fakeKey,
-		Lookup: func(ctx context.Context, user string) ([]storage.ScramCredential, error) {
-			j, err := jid.New(user, domain.Domainpart(), "")
-			if err != nil {
-				return nil, storage.ErrNotFound
-			}
-			return store.Credentials(ctx, j.String())
-		},
+		Domain:            domain.String(),
+		FakeSaltKey:       fakeKey,
+		Lookup:            lookup,
 		AllowPlain:        cfg.allowPlain(),
 		DefaultIterations: cfg.Auth.ScramIterations,
 	})
@@ -295,6 +298,18 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	s.c2s, err = c2s.New(cfg.C2S, domain, tlsCfg, cert.Certificate[0], s.router, reg, authSrv, log.With("component", "c2s"))
 	if err != nil {
 		return fail(err)
+	}
+	if cfg.C2S.FASTTokenExpiry >= 0 {
+		key, err := fastKey(cfg.DataDir)
+		if err != nil {
+			return fail(err)
+		}
+		tokens, err := auth.NewTokens(auth.TokensConfig{KV: store, Key: key, Expiry: cfg.C2S.FASTTokenExpiry,
+			Lookup: lookup, Domain: domain.Domainpart()})
+		if err != nil {
+			return fail(err)
+		}
+		s.c2s.SetFASTTokens(tokens)
 	}
 	// XMPP over WebSocket: each upgraded connection is served by the same c2s core as TCP.
 	s.ws, err = websocket.New(cfg.WebSocket, s.c2s.ServeConn, log.With("component", "websocket"))
@@ -371,6 +386,24 @@ func fakeSaltKey(ctx context.Context, kv storage.KV, domain string) ([]byte, err
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return v, nil
+}
+
+// fastKey returns the secret FAST tokens are derived from (auth.Tokens), kept in data_dir/fast.key and not in
+// the database, so that a copy of the database holds no usable token. It is made on first use; nodes that share
+// one database must share the file.
+func fastKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "fast.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("fast: %w", err)
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("fast: %w", err)
+	}
+	return b, nil
 }
 
 func on(addr string) bool { return addr != "" && addr != "off" }

@@ -245,6 +245,8 @@ type Exchange struct {
 	hash Hash // 0 for PLAIN
 	plus bool
 	cb   *ChannelBindings
+	// stream is the caller's record of the stream (StartStream), nil for Start.
+	stream *Stream
 
 	state     exchangeState
 	askedOnce bool   // an empty challenge was sent because the initial response was absent

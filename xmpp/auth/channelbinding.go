@@ -119,3 +119,15 @@ func (cb *ChannelBindings) data(name string) ([]byte, bool) {
 	}
 	return d, len(d) > 0
 }
+
+// TLSExporterData returns the tls-exporter binding, nil when there is none.
+func (cb *ChannelBindings) TLSExporterData() []byte {
+	d, _ := cb.data(CBTLSExporter)
+	return d
+}
+
+// TLSServerEndPointData returns the tls-server-end-point binding, nil when there is none.
+func (cb *ChannelBindings) TLSServerEndPointData() []byte {
+	d, _ := cb.data(CBTLSServerEndPoint)
+	return d
+}

@@ -121,10 +121,12 @@ func (e *Exchange) scramFirst(ctx context.Context, msg []byte) ([]byte, error) {
 		if e.plus {
 			return nil, fail(CondMalformedRequest, "%s with flag y", e.mech)
 		}
-		if e.cb.any() {
-			// The client can bind but believes we cannot, yet we offered -PLUS: someone stripped it from our
-			// mechanism list. This is the downgrade RFC 5802 section 6 has the y flag detect.
-			return nil, fail(CondNotAuthorized, "channel-binding downgrade (flag y, -PLUS was offered)")
+		if e.cb.any() && !e.stream.PlusTypeRefused() {
+			// The client can bind but believes we cannot, yet we offered -PLUS and it never tried it: someone
+			// stripped it from our mechanism list. This is the downgrade RFC 5802 section 6 has the y flag
+			// detect. After a -PLUS attempt refused only for its binding type (Stream), the client saw -PLUS and
+			// "y" is its honest fallback.
+			return nil, fail(CondNotAuthorized, "channel-binding downgrade (flag y, -PLUS was offered and not attempted)")
 		}
 	case 'p':
 		if !e.plus {
@@ -132,6 +134,9 @@ func (e *Exchange) scramFirst(ctx context.Context, msg []byte) ([]byte, error) {
 		}
 		d, ok := e.cb.data(cbName)
 		if !ok {
+			if e.stream != nil {
+				e.stream.plusTypeRefused = true
+			}
 			return nil, fail(CondNotAuthorized, "unsupported channel-binding type %q", truncate(cbName, 32))
 		}
 		cbData = d
@@ -169,6 +174,8 @@ func (e *Exchange) scramFirst(ctx context.Context, msg []byte) ([]byte, error) {
 	serverFirst = base64.StdEncoding.AppendEncode(serverFirst, cred.Salt)
 	serverFirst = append(serverFirst, ",i="...)
 	serverFirst = strconv.AppendInt(serverFirst, int64(cred.Iterations), 10)
+	// XEP-0474: h is an extension attribute, which clients without SSDP ignore (RFC 5802 section 5.1).
+	serverFirst = append(serverFirst, e.stream.ssdpAttr(e.hash)...)
 
 	prefix := make([]byte, 0, len(bare)+1+len(serverFirst)+1)
 	prefix = append(prefix, bare...)

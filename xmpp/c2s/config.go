@@ -37,11 +37,28 @@ type Config struct {
 	// RateBytes is the sustained bytes per second one session may send; reading pauses beyond it (Prosody-style
 	// throttling rather than disconnection). Default 1048576; negative means unlimited.
 	RateBytes int `yaml:"rate_bytes"`
-	// AuthFailuresPerIP and AuthFailuresPerAccount limit failed authentications per AuthFailureWindow; attempts
-	// beyond them are answered with temporary-auth-failure without checking. Defaults 10, 5 and 5m.
+	// Failed-login throttling (see authThrottle): failures are counted per (account, source address) and per
+	// source address (an IPv6 address by its /64), each forgotten AuthFailureWindow after its last failure.
+	//
+	// AuthFailuresPerAccount is how many failures one account may have from one address before that pair's
+	// further attempts are delayed: AuthDelay, doubling per failure, at most AuthMaxDelay. Past AuthRefuseAfter
+	// failures the pair's attempts are refused with temporary-auth-failure, for that account from that address
+	// only. Defaults 5, 1s, 10s and 20. A delay never exceeds half of NegotiationTimeout, so that a delayed
+	// client still has time to finish.
+	//
+	// AuthFailuresPerIP is how many failures one address may have, for any accounts, before every login from it
+	// is delayed a little (failing or not), growing to AuthIPMaxDelay at twice the count; it never refuses,
+	// because many users may share the address. Defaults 20 and 1s.
 	AuthFailuresPerIP      int           `yaml:"auth_failures_per_ip"`
 	AuthFailuresPerAccount int           `yaml:"auth_failures_per_account"`
+	AuthRefuseAfter        int           `yaml:"auth_refuse_after"`
+	AuthDelay              time.Duration `yaml:"auth_delay"`
+	AuthMaxDelay           time.Duration `yaml:"auth_max_delay"`
+	AuthIPMaxDelay         time.Duration `yaml:"auth_ip_max_delay"`
 	AuthFailureWindow      time.Duration `yaml:"auth_failure_window"`
+	// FASTTokenExpiry is the lifetime of a FAST token (XEP-0484), with which a client logs in again without
+	// its password. Default 336h (14 days); negative turns FAST off.
+	FASTTokenExpiry time.Duration `yaml:"fast_token_expiry"`
 	// ResourceConflict is the policy when a client binds a resource already in use: "kick_old" (default: the
 	// older session gets a conflict stream error, as Prosody and ejabberd do) or "refuse" (the new bind fails
 	// with conflict).
@@ -73,10 +90,15 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.ConnBurstPerIP, 100)
 	def(&c.RateBytes, 1<<20)
-	def(&c.AuthFailuresPerIP, 10)
+	def(&c.AuthFailuresPerIP, 20)
 	def(&c.AuthFailuresPerAccount, 5)
-	defDur(&c.AuthFailureWindow, 5*time.Minute)
+	def(&c.AuthRefuseAfter, 20)
+	defDur(&c.AuthDelay, time.Second)
+	defDur(&c.AuthMaxDelay, 10*time.Second)
+	defDur(&c.AuthIPMaxDelay, time.Second)
+	defDur(&c.AuthFailureWindow, 15*time.Minute)
 	defDur(&c.ResumeTimeout, 5*time.Minute)
+	defDur(&c.FASTTokenExpiry, 14*24*time.Hour)
 	if c.ResourceConflict == "" {
 		c.ResourceConflict = "kick_old"
 	}
@@ -101,7 +123,10 @@ func (c Config) Validate() error {
 	if c.ConnBurstPerIP < 0 {
 		errs = append(errs, fmt.Errorf("c2s.conn_burst_per_ip: %d is negative; use c2s.conn_rate_per_ip: -1 to turn the limit off", c.ConnBurstPerIP))
 	}
-	for name, d := range map[string]time.Duration{"negotiation_timeout": c.NegotiationTimeout, "ping_interval": c.PingInterval,
+	if c.AuthRefuseAfter > 0 && c.AuthFailuresPerAccount > 0 && c.AuthRefuseAfter < c.AuthFailuresPerAccount {
+		errs = append(errs, fmt.Errorf("c2s.auth_refuse_after: %d is below c2s.auth_failures_per_account (%d): attempts would be refused before they are delayed", c.AuthRefuseAfter, c.AuthFailuresPerAccount))
+	}
+	for name, d := range map[string]time.Duration{"auth_delay": c.AuthDelay, "auth_max_delay": c.AuthMaxDelay, "auth_ip_max_delay": c.AuthIPMaxDelay, "negotiation_timeout": c.NegotiationTimeout, "ping_interval": c.PingInterval,
 		"ping_timeout": c.PingTimeout, "write_timeout": c.WriteTimeout, "auth_failure_window": c.AuthFailureWindow, "resume_timeout": c.ResumeTimeout} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("c2s.%s: negative duration", name))

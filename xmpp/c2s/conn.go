@@ -49,6 +49,7 @@ type conn struct {
 	nc        net.Conn // raw TCP connection; closing it ends everything
 	rw        net.Conn // what is read and written: nc, or the TLS connection over it
 	ip, id    string
+	ipKey     string // addrKey(ip): what the per-address limits count under
 	directTLS bool
 	log       *slog.Logger
 	ctx       context.Context
@@ -64,10 +65,14 @@ type conn struct {
 	// noSTARTTLS is set for transports that cannot upgrade (WebSocket): STARTTLS is neither offered nor required.
 	noSTARTTLS bool
 	cb         *auth.ChannelBindings
-	user       string // authenticated localpart
-	jid        jid.JID
-	fromAttr   []byte // ` from='full-jid'`, stamped on every stanza the client sends
-	lang       string
+	saslStream *auth.Stream // what this stream's SASL offered and saw (auth.Stream)
+	// sasl2NoRestart is set when SASL2 authenticated without binding: the post-authentication features follow
+	// on the same stream, without a new header (XEP-0388).
+	sasl2NoRestart bool
+	user           string // authenticated localpart
+	jid            jid.JID
+	fromAttr       []byte // ` from='full-jid'`, stamped on every stanza the client sends
+	lang           string
 
 	bound        atomic.Bool
 	serverClosed atomic.Bool // the server ended the stream (stream error, conflict, shutdown): no hibernation
@@ -283,6 +288,9 @@ func equalDomain(to string, domain jid.JID) bool {
 // negotiate runs TLS, SASL and resource binding. It returns nil once a resource is bound.
 func (c *conn) negotiate() error {
 	for {
+		if c.bound.Load() {
+			return nil // SASL2 bound (Bind 2) or resumed inline
+		}
 		tlsActive := c.secure()
 		switch {
 		case !tlsActive && c.srv.tls != nil && !c.srv.cfg.AllowPlaintext && !c.external && !c.noSTARTTLS:
@@ -304,7 +312,10 @@ func (c *conn) negotiate() error {
 			var feat []byte
 			feat = append(feat, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session><sm xmlns='"+nsSM+"'/><csi xmlns='"+nsCSI+"'/>"...)
 			feat = append(feat, c.srv.features...)
-			if err := c.openStream(feat); err != nil {
+			if c.sasl2NoRestart {
+				c.sasl2NoRestart = false
+				c.send(append(append([]byte("<stream:features>"), feat...), "</stream:features>"...))
+			} else if err := c.openStream(feat); err != nil {
 				return err
 			}
 			return c.negotiateBind()

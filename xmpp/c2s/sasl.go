@@ -23,12 +23,17 @@ func (c *conn) saslFeatures() []byte {
 		b = append(b, "<starttls xmlns='"+nsTLS+"'/>"...)
 	}
 	b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)
-	for _, m := range c.srv.auth.Mechanisms(c.cb, tlsActive) {
+	mechs := c.srv.auth.Mechanisms(c.cb, tlsActive)
+	// What this stream offers, for the gs2 "y" rule and the XEP-0474 hash (auth.Stream). A new stream (after
+	// STARTTLS) starts a new record.
+	c.saslStream = &auth.Stream{Mechanisms: mechs, CBTypes: c.cb.Types()}
+	for _, m := range mechs {
 		b = append(b, "<mechanism>"...)
 		b = append(b, m...)
 		b = append(b, "</mechanism>"...)
 	}
 	b = append(b, "</mechanisms>"...)
+	b = c.appendSASL2Feature(b, mechs)
 	if c.cb != nil && len(c.cb.Types()) > 0 {
 		// XEP-0440: tell the client which channel-binding types it may use.
 		b = append(b, "<sasl-channel-binding xmlns='"+nsSASLCB+"'>"...)
@@ -67,11 +72,6 @@ func (c *conn) negotiateSASL() error {
 				fail("malformed-request")
 				continue
 			}
-			if c.srv.ipFails.blocked(c.ip, time.Now()) {
-				c.log.Warn("authentication throttled", "ip", c.ip)
-				c.send([]byte("<failure xmlns='" + nsSASL + "'><temporary-auth-failure/><text>too many failed attempts; try again later</text></failure>"))
-				continue
-			}
 			var initial []byte
 			switch d := bytes.TrimSpace([]byte(a.Data)); {
 			case len(d) == 0:
@@ -84,7 +84,7 @@ func (c *conn) negotiateSASL() error {
 					continue
 				}
 			}
-			ex, err = c.srv.auth.Start(c.ctx, a.Mechanism, c.cb, c.secure(), initial)
+			ex, err = c.srv.auth.StartStream(c.ctx, c.saslStream, a.Mechanism, c.cb, c.secure(), initial)
 			if err != nil {
 				fail(auth.Condition(err))
 				ex = nil
@@ -122,6 +122,14 @@ func (c *conn) negotiateSASL() error {
 			if done {
 				return nil
 			}
+		case el.NS == nsSASL2 && el.Local == "authenticate":
+			if ex != nil {
+				return &streamError{"policy-violation", "SASL2 in the middle of a SASL exchange"}
+			}
+			done, err := c.negotiateSASL2(el)
+			if err != nil || done {
+				return err
+			}
 		case el.NS == nsSASL && el.Local == "abort":
 			ex = nil
 			fail("aborted")
@@ -150,50 +158,95 @@ func (c *conn) negotiateSASL() error {
 // saslStep runs one step and answers the client. On success it restarts the stream.
 func (c *conn) saslStep(ex *auth.Exchange, in []byte) (bool, error) {
 	out, done, err := ex.Step(c.ctx, in)
-	if err != nil {
-		cond := auth.Condition(err)
-		c.send([]byte("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>"))
-		return false, err
-	}
-	if !done {
+	if err == nil && !done {
 		c.send([]byte("<challenge xmlns='" + nsSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</challenge>"))
 		return false, nil
 	}
-	user := ex.Username()
-	if c.srv.acctFails.blocked(user, time.Now()) {
-		// The account is under a password-guessing attack: refuse even a correct password for the window.
-		c.log.Warn("authentication throttled for account", "user", user, "ip", c.ip)
-		c.send([]byte("<failure xmlns='" + nsSASL + "'><temporary-auth-failure/><text>too many failed attempts; try again later</text></failure>"))
-		return false, errors.New("c2s: account throttled")
+	if err = c.gate(ex, err); err != nil {
+		cond := auth.Condition(err)
+		if th, ok := err.(*throttledError); ok {
+			c.send([]byte("<failure xmlns='" + nsSASL + "'><" + cond + "/><text>" + th.text() + "</text></failure>"))
+		} else {
+			c.send([]byte("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>"))
+		}
+		return false, err
 	}
+	user := ex.Username()
 	succ := "<success xmlns='" + nsSASL + "'/>"
 	if len(out) > 0 {
 		succ = "<success xmlns='" + nsSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</success>"
 	}
 	c.send([]byte(succ))
-	c.user = user
-	c.srv.Stats.AuthSuccesses.Add(1)
-	c.log.Info("authenticated", "user", user, "ip", c.ip, "tls", c.secure())
+	c.authenticated(user)
 	c.rd.Restart()
 	return true, nil
 }
 
+// authenticated records a successful login of user.
+func (c *conn) authenticated(user string) {
+	c.user = user
+	c.srv.throttle.succeeded(user, c.ipKey)
+	c.srv.Stats.AuthSuccesses.Add(1)
+	c.log.Info("authenticated", "user", user, "ip", c.ip, "tls", c.secure())
+}
+
+// throttledError is an attempt refused by the throttle (authThrottle) whatever its password: its account has
+// had too many failures from this address.
+type throttledError struct{ user string }
+
+func (e *throttledError) Error() string         { return "c2s: " + e.user + " throttled for this address" }
+func (e *throttledError) AttemptedUser() string { return e.user }
+func (e *throttledError) text() string {
+	return "too many failed attempts for this account from your address; try again later"
+}
+
+// gate applies the failed-login throttle to an exchange whose outcome is known (err nil: success), before the
+// client is told: it waits what the throttle says, and returns the error to answer with, a *throttledError if
+// the attempt is refused. Exchanges that failed before a password or proof was checked pass untouched: they
+// are no guess.
+func (c *conn) gate(ex *auth.Exchange, err error) error {
+	var user string
+	switch {
+	case err == nil:
+		user = ex.Username()
+	case auth.CredentialFailed(err):
+		var ue interface{ AttemptedUser() string }
+		if errors.As(err, &ue) {
+			user = ue.AttemptedUser()
+		}
+	default:
+		return err
+	}
+	delay, refuse := c.srv.throttle.verdict(user, c.ipKey, time.Now())
+	if refuse {
+		c.log.Warn("authentication refused by the failed-login throttle", "user", user, "ip", c.ip)
+		return &throttledError{user: user}
+	}
+	if delay > 0 {
+		c.log.Info("authentication delayed by the failed-login throttle", "user", user, "ip", c.ip, "delay", delay)
+		time.Sleep(delay)
+	}
+	return err
+}
+
 // authFailed records a failed exchange and reports whether the connection has used up its attempts. Only
-// failed password or proof checks count: a client that walks down the mechanism list (slixmpp tries every
-// -PLUS mechanism with a channel binding we do not offer before falling back) is not guessing passwords.
+// failed password or proof checks, and attempts the throttle refused, count: a client that walks down the
+// mechanism list (slixmpp tries every -PLUS mechanism with a channel binding we do not offer before falling
+// back) is not guessing passwords.
 func (c *conn) authFailed(err error) bool {
-	now := time.Now()
 	c.srv.Stats.AuthFailures.Add(1)
-	if !auth.CredentialFailed(err) {
+	var th *throttledError
+	if !auth.CredentialFailed(err) && !errors.As(err, &th) {
 		c.log.Info("authentication refused", "ip", c.ip, "err", err)
 		c.refusals++
 		return c.refusals >= maxRefusals
 	}
-	c.srv.ipFails.fail(c.ip, now)
+	var user string
 	var ue interface{ AttemptedUser() string }
-	if errors.As(err, &ue) && ue.AttemptedUser() != "" {
-		c.srv.acctFails.fail(ue.AttemptedUser(), now)
+	if errors.As(err, &ue) {
+		user = ue.AttemptedUser()
 	}
+	c.srv.throttle.fail(user, c.ipKey, time.Now())
 	c.log.Info("authentication failed", "ip", c.ip, "err", err)
 	c.authAttempts++
 	return c.authAttempts >= maxAuthAttempts

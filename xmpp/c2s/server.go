@@ -39,14 +39,15 @@ type Server struct {
 
 	connRate   *connRate
 	conns      connCounter
-	ipFails    *failures
-	acctFails  *failures
+	throttle   *authThrottle
 	nextID     atomic.Uint64
 	Stats      Stats
 	mu         sync.Mutex
 	live       map[*conn]struct{}
 	registerOn bool
-	closing    atomic.Bool // Shutdown has begun: no new connections
+	carbonsOn  bool         // XEP-0280 is served: Bind 2 may enable it inline
+	fast       *auth.Tokens // FAST (XEP-0484); nil: off
+	closing    atomic.Bool  // Shutdown has begun: no new connections
 
 	resumeMu sync.Mutex
 	resumes  map[string]*session // XEP-0198 resumption ids of live and hibernating sessions
@@ -103,17 +104,17 @@ func New(cfg Config, domain jid.JID, tlsConfig *tls.Config, leafDER []byte, r *r
 	}
 	s := &Server{
 		cfg: cfg, domain: domain, tls: tlsConfig, leafDER: leafDER, router: r, reg: reg, auth: a, log: log,
-		connRate:  newConnRate(cfg.ConnRatePerIP, cfg.ConnBurstPerIP),
-		conns:     connCounter{limit: cfg.MaxConnsPerIP, m: make(map[string]int)},
-		ipFails:   newFailures(cfg.AuthFailuresPerIP, cfg.AuthFailureWindow),
-		acctFails: newFailures(cfg.AuthFailuresPerAccount, cfg.AuthFailureWindow),
-		live:      make(map[*conn]struct{}),
-		resumes:   make(map[string]*session),
+		connRate: newConnRate(cfg.ConnRatePerIP, cfg.ConnBurstPerIP),
+		conns:    connCounter{limit: cfg.MaxConnsPerIP, m: make(map[string]int)},
+		throttle: newAuthThrottle(cfg),
+		live:     make(map[*conn]struct{}),
+		resumes:  make(map[string]*session),
 	}
 	for _, f := range reg.StreamFeatures() {
 		s.features = append(s.features, f...)
 	}
 	s.registerOn = reg.IQHandler(module.PreAuth, "get", nsRegister, "query") != nil
+	s.carbonsOn = reg.IQHandler(module.Account, "set", nsCarbons, "enable") != nil
 	return s, nil
 }
 
@@ -189,7 +190,7 @@ func (s *Server) ServeConn(nc net.Conn, ip string, secure bool) {
 func (s *Server) admit(ip string) string { return s.admitAt(ip, time.Now()) }
 
 func (s *Server) admitAt(ip string, now time.Time) string {
-	if ok, warn := s.connRate.allow(ip, now); !ok {
+	if ok, warn := s.connRate.allow(addrKey(ip), now); !ok {
 		s.Stats.Refused.Add(1)
 		if warn {
 			s.log.Warn("connection rate per ip exceeded; refusing until it slows down", "ip", ip,
@@ -207,7 +208,7 @@ func (s *Server) admitAt(ip string, now time.Time) string {
 
 func (s *Server) newConn(nc net.Conn, ip string, directTLS bool) *conn {
 	id := "c" + strconv.FormatUint(s.nextID.Add(1), 10)
-	c := &conn{srv: s, ip: ip, id: id, directTLS: directTLS, log: s.log.With("conn", id)}
+	c := &conn{srv: s, ip: ip, ipKey: addrKey(ip), id: id, directTLS: directTLS, log: s.log.With("conn", id)}
 	c.nc = c.out.Init(nc, s.cfg.MaxQueue, s.cfg.WriteTimeout) // raw socket I/O for TCP (package sock)
 	c.out.OnFailed = func(err error) { c.log.Debug("write failed", "err", err) }
 	c.out.OnClose = c.wakeClosed

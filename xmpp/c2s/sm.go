@@ -122,10 +122,20 @@ func appendAck(b []byte, h uint32) []byte {
 func (c *conn) resume(el *stream.Element) (bool, error) {
 	var r smElement
 	xml.Unmarshal(el.Raw, &r)
+	ok, failure, err := c.resumeWith(r, nil)
+	if failure != nil {
+		c.send(failure)
+	}
+	return ok, err
+}
+
+// resumeWith is resume for a parsed <resume/>. wrap, if not nil, turns the <resumed/> element into what is
+// sent before the replayed stanzas (SASL2 puts it in its <success/>, XEP-0388). When the session cannot be
+// resumed, failure is the <failed/> element to tell the client, unsent.
+func (c *conn) resumeWith(r smElement, wrap func([]byte) []byte) (ok bool, failure []byte, err error) {
 	h, ok := parseH(r.H)
-	failed := func(cond string) (bool, error) {
-		c.send([]byte("<failed xmlns='" + nsSM + "'><" + cond + " xmlns='" + stanza.NSStanzas + "'/></failed>"))
-		return false, nil
+	failed := func(cond string) (bool, []byte, error) {
+		return false, []byte("<failed xmlns='" + nsSM + "'><" + cond + " xmlns='" + stanza.NSStanzas + "'/></failed>"), nil
 	}
 	if !ok {
 		return failed("bad-request")
@@ -153,17 +163,20 @@ func (c *conn) resume(el *stream.Element) (bool, error) {
 		old.wakeClosed()
 	}
 	if !s.ack(h) {
-		return false, &streamError{"undefined-condition", "handled count too high"}
+		return false, nil, &streamError{"undefined-condition", "handled count too high"}
 	}
 	c.attach(s, s.hIn)
 	// <resumed h/> acknowledges what the old connection handled: its writes must have committed.
 	if err := s.pending.wait(); err != nil {
-		return false, &streamError{"internal-server-error", "storage failure"}
+		return false, nil, &streamError{"internal-server-error", "storage failure"}
 	}
 	s.mu.Lock()
 	b := []byte("<resumed xmlns='" + nsSM + "' previd='" + r.PrevID + "' h='")
 	b = strconv.AppendUint(b, uint64(c.hIn.Load()), 10)
 	b = append(b, "'/>"...)
+	if wrap != nil {
+		b = wrap(b)
+	}
 	c.out.Push(b)
 	for _, st := range s.sm.unacked {
 		c.out.Push(st.Raw)
@@ -172,5 +185,5 @@ func (c *conn) resume(el *stream.Element) (bool, error) {
 	s.mu.Unlock()
 	c.bound.Store(true)
 	c.log.Info("session resumed", "ip", c.ip, "replayed", replayed)
-	return true, nil
+	return true, nil, nil
 }

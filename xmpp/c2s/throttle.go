@@ -1,65 +1,191 @@
 package c2s
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
 
-// failures counts failed authentications per key (an IP address or an account) in fixed windows. Memory stays
-// bounded: stale entries are dropped whenever the map is consulted after a window has passed.
-type failures struct {
-	mu     sync.Mutex
-	limit  int
-	window time.Duration
-	m      map[string]*failWindow
-	swept  time.Time
-}
-
-type failWindow struct {
-	start time.Time
-	n     int
-}
-
-func newFailures(limit int, window time.Duration) *failures {
-	return &failures{limit: limit, window: window, m: make(map[string]*failWindow)}
-}
-
-// blocked reports whether key has used up its failures in the current window.
-func (f *failures) blocked(key string, now time.Time) bool {
-	if f.limit <= 0 || key == "" {
-		return false
+// addrKey is the key under which an address is throttled: an IPv4 address as it is, an IPv6 address by its
+// /64, because one subscriber, host or container is normally given a whole /64 and can pick any address in it.
+// An IPv4-mapped IPv6 address counts as the IPv4 address. Anything that does not parse is its own key.
+func addrKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sweep(now)
-	w := f.m[key]
-	return w != nil && now.Sub(w.start) < f.window && w.n >= f.limit
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
 
-// fail records a failure for key.
-func (f *failures) fail(key string, now time.Time) {
-	if f.limit <= 0 || key == "" {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w := f.m[key]
-	if w == nil || now.Sub(w.start) >= f.window {
-		w = &failWindow{start: now}
-		f.m[key] = w
-	}
-	w.n++
+// authThrottle slows down password guessing without locking out the innocent. It counts failed
+// authentications per (account, source address) and per source address (addrKey), each forgotten once
+// window has passed since its last failure:
+//
+//   - A pair past pairLimit failures has its further attempts delayed, delay doubling per failure up to
+//     maxDelay; past refuseAfter failures its attempts are refused (temporary-auth-failure) without regard to
+//     the password, until the window has passed since its last attempt. This is the only refusal, and it is for
+//     that account from that address only: the account stays open from everywhere else, so nobody can lock a
+//     victim out of their account by guessing wrong passwords for it.
+//   - An address past addrLimit failures has every attempt from it delayed, failing or not, growing with its
+//     failures but never beyond ipMaxDelay (a second by default): many users share one address (carrier-grade
+//     NAT, a university, a WebSocket proxy), and a correct password for another account from there must only
+//     ever be slowed a little, never refused.
+//
+// Memory: each table holds at most maxThrottleEntries keys. Stale entries are swept at most once per window,
+// or whenever a table is full; a table still full after the sweep forgets arbitrary entries to make room, so
+// an attacker who fills it with names can at worst reset some counts, never make new keys untracked.
+type authThrottle struct {
+	mu          sync.Mutex
+	pairLimit   int
+	refuseAfter int
+	addrLimit   int
+	delay       time.Duration
+	maxDelay    time.Duration
+	ipMaxDelay  time.Duration
+	window      time.Duration
+	pairs       map[pairKey]*failCount
+	addrs       map[string]*failCount
+	swept       time.Time
 }
 
-func (f *failures) sweep(now time.Time) {
-	if now.Sub(f.swept) < f.window {
-		return
+type pairKey struct{ user, addr string }
+
+type failCount struct {
+	n    int
+	last time.Time
+}
+
+// maxThrottleEntries bounds each of authThrottle's tables.
+const maxThrottleEntries = 1 << 16
+
+func newAuthThrottle(cfg Config) *authThrottle {
+	// A delayed client must still be able to finish within the negotiation timeout.
+	limit := cfg.NegotiationTimeout / 2
+	return &authThrottle{
+		pairLimit: cfg.AuthFailuresPerAccount, refuseAfter: cfg.AuthRefuseAfter, addrLimit: cfg.AuthFailuresPerIP,
+		delay: min(cfg.AuthDelay, limit), maxDelay: min(cfg.AuthMaxDelay, limit), ipMaxDelay: min(cfg.AuthIPMaxDelay, limit),
+		window: cfg.AuthFailureWindow,
+		pairs:  make(map[pairKey]*failCount), addrs: make(map[string]*failCount),
 	}
-	f.swept = now
-	for k, w := range f.m {
-		if now.Sub(w.start) >= f.window {
-			delete(f.m, k)
+}
+
+// verdict says what to do with an attempt for user from addr (an addrKey) whose outcome is known but not yet
+// told: wait delay before answering, or refuse it (temporary-auth-failure) whatever its outcome.
+func (t *authThrottle) verdict(user, addr string, now time.Time) (delay time.Duration, refuse bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f := t.live(t.pairs[pairKey{user, addr}], now); f != nil && t.pairLimit > 0 && f.n >= t.pairLimit {
+		if t.refuseAfter > 0 && f.n >= t.refuseAfter {
+			return 0, true
 		}
+		delay = t.pairDelay(f.n)
+	}
+	if f := t.live(t.addrs[addr], now); f != nil && t.addrLimit > 0 && f.n >= t.addrLimit {
+		delay = max(delay, t.addrDelay(f.n))
+	}
+	return delay, false
+}
+
+// pairDelay is the delay of a pair with n failures (n >= pairLimit): delay, doubled per failure past the
+// limit, at most maxDelay.
+func (t *authThrottle) pairDelay(n int) time.Duration {
+	d := t.delay
+	for i := t.pairLimit; i < n && d < t.maxDelay; i++ {
+		d *= 2
+	}
+	return min(d, t.maxDelay)
+}
+
+// addrDelay is the delay of every attempt from an address with n failures (n >= addrLimit): it grows
+// linearly and reaches ipMaxDelay at twice the limit.
+func (t *authThrottle) addrDelay(n int) time.Duration {
+	d := time.Duration(int64(t.ipMaxDelay) * int64(n-t.addrLimit+1) / int64(t.addrLimit))
+	return min(d, t.ipMaxDelay)
+}
+
+// live returns f unless it is nil or its failures have been forgotten.
+func (t *authThrottle) live(f *failCount, now time.Time) *failCount {
+	if f == nil || now.Sub(f.last) >= t.window {
+		return nil
+	}
+	return f
+}
+
+// fail records a failed (or refused) attempt for user from addr. user may be "" when the exchange failed
+// before naming an account; only the address counts then.
+func (t *authThrottle) fail(user, addr string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.Sub(t.swept) >= t.window {
+		t.sweep(now)
+	}
+	if user != "" {
+		k := pairKey{user, addr}
+		t.pairs[k] = t.bump(t.pairs[k], now)
+	}
+	t.addrs[addr] = t.bump(t.addrs[addr], now)
+	t.makeRoom(now)
+}
+
+// succeeded forgets the failures of the pair: whoever got in knows the password. The address keeps its count.
+func (t *authThrottle) succeeded(user, addr string) {
+	t.mu.Lock()
+	delete(t.pairs, pairKey{user, addr})
+	t.mu.Unlock()
+}
+
+func (t *authThrottle) bump(f *failCount, now time.Time) *failCount {
+	if f == nil || now.Sub(f.last) >= t.window {
+		f = &failCount{}
+	}
+	f.n++
+	f.last = now
+	return f
+}
+
+// sweep drops the entries whose failures are forgotten.
+func (t *authThrottle) sweep(now time.Time) {
+	t.swept = now
+	for k, f := range t.pairs {
+		if now.Sub(f.last) >= t.window {
+			delete(t.pairs, k)
+		}
+	}
+	for k, f := range t.addrs {
+		if now.Sub(f.last) >= t.window {
+			delete(t.addrs, k)
+		}
+	}
+}
+
+// makeRoom keeps both tables within maxThrottleEntries: a full table is swept, and if that is not enough it
+// forgets a sixteenth of its entries, whichever the map yields first.
+func (t *authThrottle) makeRoom(now time.Time) {
+	if len(t.pairs) <= maxThrottleEntries && len(t.addrs) <= maxThrottleEntries {
+		return
+	}
+	t.sweep(now)
+	evict(t.pairs)
+	evict(t.addrs)
+}
+
+func evict[K comparable](m map[K]*failCount) {
+	n := len(m) - maxThrottleEntries
+	if n <= 0 {
+		return
+	}
+	n += maxThrottleEntries / 16
+	for k := range m {
+		if n <= 0 {
+			return
+		}
+		delete(m, k)
+		n--
 	}
 }
 

@@ -3,6 +3,7 @@ package websocket
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -40,6 +41,13 @@ type Config struct {
 	// wss:// to the plain HTTP listener. A loopback request with X-Forwarded-Proto (or Forwarded proto=) other
 	// than https/wss is still insecure. Default false: only requests that arrived over TLS are secure.
 	TrustProxyTLS bool `yaml:"trust_proxy_tls"`
+	// TrustedProxies lists the networks (CIDR, or single addresses) of reverse proxies whose forwarded client
+	// address is believed: for a request from one of them, the client is X-Real-IP, else the right-most
+	// X-Forwarded-For entry that is not itself a trusted proxy, else the last Forwarded for=. That address is
+	// what the per-address connection and login limits count (c2s.conn_rate_per_ip, c2s.auth_failures_per_ip),
+	// so that the users behind a proxy are not one address. With trust_proxy_tls, requests from these proxies
+	// are also taken as secure, like those from loopback. Default: empty (loopback only, with trust_proxy_tls).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AllowPlaintext accepts WebSocket connections that are not secure. XMPP over WebSocket cannot negotiate
 	// STARTTLS (RFC 7395 section 3.8), so this only works when c2s.allow_plaintext is also set. Default false:
 	// such upgrades are refused with 403.
@@ -89,6 +97,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("websocket.allowed_origins: %q: %v", o, err))
 		}
 	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("websocket.trusted_proxies: %w", err))
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
@@ -132,4 +143,23 @@ func (p originPattern) match(scheme, host string) bool {
 		return strings.HasSuffix(host, p.host) && len(host) > len(p.host)
 	}
 	return host == p.host
+}
+
+// parsePrefixes parses trusted_proxies entries: CIDR prefixes or single addresses.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, e := range list {
+		e = strings.TrimSpace(e)
+		if p, err := netip.ParsePrefix(e); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR prefix nor an address", e)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -44,6 +44,7 @@ type Handler struct {
 	origins   []originPattern
 	anyOrigin bool
 	public    *url.URL
+	proxies   []netip.Prefix // websocket.trusted_proxies
 	Stats     Stats
 }
 
@@ -71,6 +72,7 @@ func New(cfg Config, accept AcceptFunc, log *slog.Logger) (*Handler, error) {
 	if cfg.PublicURL != "" {
 		h.public, _ = url.Parse(cfg.PublicURL)
 	}
+	h.proxies, _ = parsePrefixes(cfg.TrustedProxies)
 	return h, nil
 }
 
@@ -178,25 +180,42 @@ func (h *Handler) originAllowed(r *http.Request) bool {
 	return false
 }
 
-// classify says whether the request is secure and which client address it comes from.
+// classify says whether the request is secure and which client address it comes from. A request from
+// loopback with trust_proxy_tls, or from a trusted_proxies network, comes through a proxy whose forwarded
+// address is the client's; trust_proxy_tls also takes such a request as secure unless the proxy says the client
+// used plain http.
 func (h *Handler) classify(r *http.Request) (secure bool, ip string) {
 	peer := hostOf(r.RemoteAddr)
 	secure, ip = r.TLS != nil, peer
-	if !h.cfg.TrustProxyTLS {
-		return secure, ip
-	}
 	a, err := netip.ParseAddr(peer)
-	if err != nil || !a.Unmap().IsLoopback() {
+	if err != nil {
 		return secure, ip
 	}
-	switch forwardedProto(r) {
-	case "", "https", "wss":
-		secure = true
+	a = a.Unmap()
+	listed := h.trusted(a)
+	if !listed && !(h.cfg.TrustProxyTLS && a.IsLoopback()) {
+		return secure, ip
 	}
-	if fwd := forwardedFor(r); fwd != "" {
+	if h.cfg.TrustProxyTLS {
+		switch forwardedProto(r) {
+		case "", "https", "wss":
+			secure = true
+		}
+	}
+	if fwd := h.forwardedFor(r); fwd != "" {
 		ip = fwd
 	}
 	return secure, ip
+}
+
+// trusted reports whether a is in a trusted_proxies network.
+func (h *Handler) trusted(a netip.Addr) bool {
+	for _, p := range h.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func hostOf(addr string) string {
@@ -219,38 +238,45 @@ func forwardedProto(r *http.Request) string {
 	return ""
 }
 
-// forwardedFor is the client address the proxy reports: X-Real-IP, else the last X-Forwarded-For entry (the
-// one our proxy added), else Forwarded for=. Empty when none is a valid IP address.
-func forwardedFor(r *http.Request) string {
-	valid := func(s string) string {
-		s = strings.Trim(strings.TrimSpace(s), `"`)
-		if strings.HasPrefix(s, "[") {
-			if ap, err := netip.ParseAddrPort(s); err == nil {
-				return ap.Addr().String()
-			}
-			s = strings.Trim(s, "[]")
-		}
-		if a, err := netip.ParseAddr(s); err == nil {
-			return a.Unmap().String()
-		}
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			return ap.Addr().Unmap().String()
-		}
-		return ""
-	}
-	if v := valid(r.Header.Get("X-Real-IP")); v != "" {
+// forwardedFor is the client address the proxy reports: X-Real-IP, else the right-most X-Forwarded-For entry
+// that is not a trusted proxy (each proxy appends the address it got the request from, so entries further left
+// were written by the client and prove nothing), else Forwarded for=. Empty when none is a valid IP address.
+func (h *Handler) forwardedFor(r *http.Request) string {
+	if v := validForwarded(r.Header.Get("X-Real-IP")); v != "" {
 		return v
 	}
 	if xs := r.Header.Values("X-Forwarded-For"); len(xs) > 0 {
-		last := xs[len(xs)-1]
-		if i := strings.LastIndexByte(last, ','); i >= 0 {
-			last = last[i+1:]
-		}
-		if v := valid(last); v != "" {
+		entries := strings.Split(strings.Join(xs, ","), ",")
+		for i := len(entries) - 1; i >= 0; i-- {
+			v := validForwarded(entries[i])
+			if v == "" {
+				break
+			}
+			if a, err := netip.ParseAddr(v); err == nil && h.trusted(a) && i > 0 {
+				continue // another proxy of ours in the chain
+			}
 			return v
 		}
 	}
-	return valid(lastForwarded(r, "for"))
+	return validForwarded(lastForwarded(r, "for"))
+}
+
+// validForwarded returns the address of a forwarded entry ("192.0.2.1", "[2001:db8::1]:443", quoted), or "".
+func validForwarded(s string) string {
+	s = strings.Trim(strings.TrimSpace(s), `"`)
+	if strings.HasPrefix(s, "[") {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return ap.Addr().String()
+		}
+		s = strings.Trim(s, "[]")
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String()
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	return ""
 }
 
 // lastForwarded returns a parameter of the last element of the Forwarded header (RFC 7239).

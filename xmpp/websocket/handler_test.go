@@ -650,3 +650,45 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// websocket.trusted_proxies: a request from a listed network has its forwarded client address used (the
+// right-most X-Forwarded-For entry that is not itself a trusted proxy); one from elsewhere keeps its own
+// address whatever it claims; secure still needs trust_proxy_tls (or TLS).
+func TestClassifyTrustedProxies(t *testing.T) {
+	cfg := Config{TrustedProxies: []string{"10.1.0.0/16", "192.0.2.5"}}
+	for _, tc := range []struct {
+		name     string
+		trustTLS bool
+		remote   string
+		xff      string
+		secure   bool
+		ip       string
+	}{
+		{"listed proxy", false, "10.1.2.3:1234", "198.51.100.7", false, "198.51.100.7"},
+		{"listed single address", false, "192.0.2.5:1234", "2001:db8::7", false, "2001:db8::7"},
+		{"chain of our proxies", false, "10.1.2.3:1234", "203.0.113.1, 198.51.100.7, 10.1.9.9", false, "198.51.100.7"},
+		{"client-written entries ignored", false, "10.1.2.3:1234", "6.6.6.6, 198.51.100.7", false, "198.51.100.7"},
+		{"not listed", false, "10.2.0.1:1234", "198.51.100.7", false, "10.2.0.1"},
+		{"listed proxy terminating TLS", true, "10.1.2.3:1234", "198.51.100.7", true, "198.51.100.7"},
+		{"loopback without trust_proxy_tls", false, "127.0.0.1:1234", "198.51.100.7", false, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			c.TrustProxyTLS = tc.trustTLS
+			h, err := New(c, func(net.Conn, string, bool) {}, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest("GET", "http://example.org/xmpp-websocket", nil)
+			r.RemoteAddr = tc.remote
+			r.Header.Set("X-Forwarded-For", tc.xff)
+			if secure, ip := h.classify(r); secure != tc.secure || ip != tc.ip {
+				t.Fatalf("secure=%v ip=%s; want %v %s", secure, ip, tc.secure, tc.ip)
+			}
+		})
+	}
+	if _, err := New(Config{TrustedProxies: []string{"10.0.0.0/33"}}, func(net.Conn, string, bool) {}, testLogger(t)); err == nil ||
+		!strings.Contains(err.Error(), "websocket.trusted_proxies") {
+		t.Fatalf("bad prefix: %v", err)
+	}
+}
