@@ -20,6 +20,7 @@ import (
 	"parley.im/parley/xmpp/c2s"
 	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/pep"
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
@@ -92,6 +93,8 @@ type Config struct {
 	Archive  mam.Config      `yaml:"archive"`
 	MUC      muc.Config      `yaml:"muc"`
 	Push     push.Config     `yaml:"push"`
+	// PEP is the XEP-0163 service on every account.
+	PEP pep.Config `yaml:"pep"`
 	// HTTPUpload is the XEP-0363 service.
 	HTTPUpload httpupload.Config `yaml:"httpupload"`
 	// WebSocket is XMPP over WebSocket (RFC 7395) on the HTTP listeners.

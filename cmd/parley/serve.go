@@ -36,6 +36,7 @@ import (
 	"parley.im/parley/xmpp/disco"
 	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/pep"
 	"parley.im/parley/xmpp/ping"
 	"parley.im/parley/xmpp/presence"
 	"parley.im/parley/xmpp/push"
@@ -176,6 +177,10 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		ping.New(),
 		version.New(cfg.Version, Version),
 		register.New(cfg.Register, store, store, derive),
+		// pep: the PEP service on every account (XEP-0163). It needs the presence handler above (its presence
+		// hook runs after that handler delivered availability) and must come before disco, which advertises its
+		// pubsub features and the pubsub/pep identity. Its IQ response hook takes only its own caps queries.
+		pep.New(cfg.PEP, store, store),
 		// push announces messages the account's devices cannot take (XEP-0357). Before offline: offline's
 		// Undeliverable hook handles the message and ends the chain.
 		push.New(pushConfig(cfg), store),

@@ -195,7 +195,7 @@ func TestPublishNotifiesByNotifyFilter(t *testing.T) {
 func TestLastItemOnPresence(t *testing.T) {
 	e := newEnv(t, pep.Config{})
 	e.contacts(alice, bob)
-	phone := e.online(alice+"/phone")
+	phone := e.online(alice + "/phone")
 	if res := e.iq(phone, "", "set", publishXML(devices, "current", deviceList, "")); res.Type != "result" {
 		t.Fatalf("publish: %s", res.Raw)
 	}
@@ -487,4 +487,3 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
-
