@@ -142,9 +142,10 @@ func (m *Module) Register(h *module.Host) error {
 }
 
 // Features returns the disco features the module advertises on every account: those of pubsub.Features()
-// that it implements (all of them), plus #multi-items and #config-node-max, which Monal looks for.
+// that it implements (all of them), plus #subscribe (explicit subscriptions), and #multi-items and
+// #config-node-max, which Monal looks for ("modern" PEP: several items per node, max_items=max).
 func Features() []string {
-	return append(pubsub.Features(), pubsub.NS+"#multi-items", pubsub.NS+"#config-node-max")
+	return append(pubsub.Features(), pubsub.NS+"#subscribe", pubsub.NS+"#multi-items", pubsub.NS+"#config-node-max")
 }
 
 // WriteMetrics implements module.MetricsReporter.

@@ -155,7 +155,7 @@ func TestDiscoIdentityAndFeatures(t *testing.T) {
 	have := strings.Join(e.h.Registry.Features(module.Account), " ")
 	for _, f := range []string{"#publish", "#publish-options", "#item-ids", "#multi-items", "#config-node-max",
 		"#access-open", "#access-presence", "#access-roster", "#access-whitelist", "#auto-create",
-		"#filtered-notifications", "#last-published", "#retract-items", "#purge-nodes", "#delete-nodes"} {
+		"#filtered-notifications", "#last-published", "#retract-items", "#purge-nodes", "#delete-nodes", "#subscribe"} {
 		if !strings.Contains(have+" ", pubsub.NS+f+" ") {
 			t.Errorf("feature %s not advertised", f)
 		}
