@@ -424,3 +424,37 @@ func TestPEPPersistenceAndLimits(t *testing.T) {
 		}
 	})
 }
+
+// XEP-0411 bookmarks conversion: bookmarks stored through XEP-0402 (PEP, with the publish-options XEP-0402
+// asks for) are read through XEP-0048 (private XML, XEP-0049), and the other way round.
+func TestBookmarksConversion(t *testing.T) {
+	pepBackends(t, func(t *testing.T, st string) {
+		srv := pepServer(t, st, "", "alice")
+		modern := dialPEP(t, srv, "alice", "modern", "urn:xmpp:bookmarks:1")
+		old := dialPEP(t, srv, "alice", "old")
+		opts := publishOptions("pubsub#persist_items", "true", "pubsub#max_items", "max",
+			"pubsub#send_last_published_item", "never", "pubsub#access_model", "whitelist")
+		r := modern.iq("set", "", "b1", publish("urn:xmpp:bookmarks:1", "theplay@conference.localhost",
+			`<conference xmlns='urn:xmpp:bookmarks:1' name='The Play' autojoin='true'><nick>JC</nick></conference>`, opts))
+		if !strings.Contains(r, "type='result'") {
+			t.Fatalf("0402 publish: %s", r)
+		}
+		got := old.iq("get", "", "g1", `<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>`)
+		if !strings.Contains(got, `<conference jid='theplay@conference.localhost' name='The Play' autojoin='true'><nick>JC</nick></conference>`) {
+			t.Fatalf("0048 read of a 0402 bookmark: %s", got)
+		}
+		modern.online()
+		settle(modern)
+		r = old.iq("set", "", "s1", `<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>`+
+			`<conference jid='theplay@conference.localhost' name='The Play' autojoin='true'><nick>JC</nick></conference>`+
+			`<conference jid='council@conference.localhost' name='Council'><nick>Puck</nick></conference></storage></query>`)
+		if !strings.Contains(r, "type='result'") {
+			t.Fatalf("0048 set: %s", r)
+		}
+		modern.expect(`(?s)<message [^>]*from='alice@localhost'.*<item id='council@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Council'><nick>Puck</nick>`, 5*time.Second)
+		items := modern.iq("get", "", "i1", `<pubsub xmlns='`+nsPubSub+`'><items node='urn:xmpp:bookmarks:1'/></pubsub>`)
+		if !strings.Contains(items, "theplay@conference.localhost") || !strings.Contains(items, "council@conference.localhost") {
+			t.Fatalf("0402 read of 0048 bookmarks: %s", items)
+		}
+	})
+}

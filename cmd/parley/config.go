@@ -21,6 +21,7 @@ import (
 	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/pep"
+	"parley.im/parley/xmpp/private"
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
@@ -95,6 +96,8 @@ type Config struct {
 	Push     push.Config     `yaml:"push"`
 	// PEP is the XEP-0163 service on every account.
 	PEP pep.Config `yaml:"pep"`
+	// Private is XEP-0049 private XML storage (with XEP-0048/XEP-0402 bookmarks conversion).
+	Private private.Config `yaml:"private"`
 	// HTTPUpload is the XEP-0363 service.
 	HTTPUpload httpupload.Config `yaml:"httpupload"`
 	// WebSocket is XMPP over WebSocket (RFC 7395) on the HTTP listeners.

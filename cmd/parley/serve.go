@@ -39,6 +39,7 @@ import (
 	"parley.im/parley/xmpp/pep"
 	"parley.im/parley/xmpp/ping"
 	"parley.im/parley/xmpp/presence"
+	"parley.im/parley/xmpp/private"
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
@@ -166,6 +167,7 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 	derive := func(password string) ([]storage.ScramCredential, error) {
 		return auth.DeriveAll(password, cfg.Auth.ScramIterations)
 	}
+	pepMod := pep.New(cfg.PEP, store, store)
 	return []module.Module{
 		roster.New(cfg.Roster, store, store),
 		// presence uses the roster store and pushes through package roster.
@@ -180,7 +182,10 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		// pep: the PEP service on every account (XEP-0163). It needs the presence handler above (its presence
 		// hook runs after that handler delivered availability) and must come before disco, which advertises its
 		// pubsub features and the pubsub/pep identity. Its IQ response hook takes only its own caps queries.
-		pep.New(cfg.PEP, store, store),
+		pepMod,
+		// private: XEP-0049 storage; XEP-0048 bookmarks in it are the XEP-0402 PEP node's items, written through
+		// pep (for notifications).
+		private.New(cfg.Private, store, store, pepMod),
 		// push announces messages the account's devices cannot take (XEP-0357). Before offline: offline's
 		// Undeliverable hook handles the message and ends the chain.
 		push.New(pushConfig(cfg), store),

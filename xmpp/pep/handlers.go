@@ -390,3 +390,55 @@ func (m *Module) unsubscribe(ctx context.Context, r *request) ([]byte, error) {
 	}
 	return nil, nil
 }
+
+// Publish publishes it to owner's node on the owner's behalf, as a publish by one of its resources would (a
+// module keeping another protocol in sync with a PEP node, such as XEP-0048 bookmarks with XEP-0402's): the
+// node is created with create if it does not exist (an existing node keeps its configuration), it is trimmed,
+// and the item and the trimmed ids are notified. It returns a *stanza.Error for what a client would be refused
+// (limits), any other error for a storage failure.
+func (m *Module) Publish(ctx context.Context, o module.Origin, owner jid.JID, node string, create pubsub.Config,
+	it storage.PubSubItem) error {
+	if it.Time.IsZero() {
+		it.Time = time.Now()
+	}
+	if err := storage.CheckPubSubItem(it, m.lim); err != nil {
+		return answer(err)
+	}
+	_, cfg, err := m.node(ctx, owner, node)
+	if errors.Is(err, storage.ErrNotFound) {
+		cfg = create
+		err = m.ps.CreateNode(ctx, cfg.Record(owner.String(), node), m.lim)
+		if errors.Is(err, storage.ErrConflict) {
+			_, cfg, err = m.node(ctx, owner, node)
+		}
+	}
+	if err != nil {
+		return answer(err)
+	}
+	trimmed, err := m.ps.Publish(ctx, owner.String(), node, it, m.lim)
+	if err != nil {
+		return answer(err)
+	}
+	m.stats.publishes.Add(1)
+	m.notify(ctx, o, owner, node, cfg, pubsub.AppendItemsEvent(nil, node, []storage.PubSubItem{it}, cfg.DeliverPayloads))
+	if len(trimmed) > 0 && cfg.NotifyRetract {
+		m.notify(ctx, o, owner, node, cfg, pubsub.AppendRetractEvent(nil, node, trimmed))
+	}
+	return nil
+}
+
+// Retract removes the item id from owner's node on the owner's behalf and notifies the retraction when the node
+// notifies retractions. An absent node or item is storage.ErrNotFound.
+func (m *Module) Retract(ctx context.Context, o module.Origin, owner jid.JID, node, id string) error {
+	_, cfg, err := m.node(ctx, owner, node)
+	if err != nil {
+		return err
+	}
+	if err := m.ps.Retract(ctx, owner.String(), node, id); err != nil {
+		return err
+	}
+	if cfg.NotifyRetract {
+		m.notify(ctx, o, owner, node, cfg, pubsub.AppendRetractEvent(nil, node, []string{id}))
+	}
+	return nil
+}
