@@ -458,3 +458,42 @@ func TestBookmarksConversion(t *testing.T) {
 		}
 	})
 }
+
+// XEP-0398: an avatar set through a vCard (XEP-0054/XEP-0153 client) is the XEP-0084 avatar other clients
+// fetch from PEP, and an avatar published through XEP-0084 is the photo of the vCard a vCard-only client reads.
+func TestAvatarConversion(t *testing.T) {
+	pepBackends(t, func(t *testing.T, st string) {
+		srv := pepServer(t, st, "", "alice", "bob")
+		a := dialPEP(t, srv, "alice", "pc")
+		b := dialPEP(t, srv, "bob", "pc")
+		png := base64.StdEncoding.EncodeToString([]byte("\x89PNG\r\n\x1a\nfirst avatar"))
+		r := a.iq("set", "", "v1", `<vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>`+png+`</BINVAL></PHOTO></vCard>`)
+		if !strings.Contains(r, "type='result'") {
+			t.Fatalf("vCard set: %s", r)
+		}
+		meta := b.iq("get", "alice@localhost", "m1", `<pubsub xmlns='`+nsPubSub+`'><items node='urn:xmpp:avatar:metadata' max_items='1'/></pubsub>`)
+		id := regexp.MustCompile(`<info [^>]*id='([0-9a-f]{40})'`).FindStringSubmatch(meta)
+		if id == nil || !strings.Contains(meta, "type='image/png'") {
+			t.Fatalf("XEP-0084 metadata of a vCard photo: %s", meta)
+		}
+		data := b.iq("get", "alice@localhost", "d1", `<pubsub xmlns='`+nsPubSub+`'><items node='urn:xmpp:avatar:data'><item id='`+id[1]+`'/></items></pubsub>`)
+		if !strings.Contains(data, png) {
+			t.Fatalf("XEP-0084 data: %s", data)
+		}
+
+		gif := base64.StdEncoding.EncodeToString([]byte("GIF89a second avatar"))
+		sum := sha1.Sum([]byte("GIF89a second avatar"))
+		id2 := hex.EncodeToString(sum[:])
+		open := publishOptions("pubsub#access_model", "open")
+		if r := a.iq("set", "", "p1", publish("urn:xmpp:avatar:data", id2, `<data xmlns='urn:xmpp:avatar:data'>`+gif+`</data>`, open)); !strings.Contains(r, "type='result'") {
+			t.Fatalf("XEP-0084 data publish: %s", r)
+		}
+		if r := a.iq("set", "", "p2", publish("urn:xmpp:avatar:metadata", id2, `<metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='20' id='`+id2+`' type='image/gif'/></metadata>`, open)); !strings.Contains(r, "type='result'") {
+			t.Fatalf("XEP-0084 metadata publish: %s", r)
+		}
+		card := b.iq("get", "alice@localhost", "v2", `<vCard xmlns='vcard-temp'/>`)
+		if !strings.Contains(card, "<FN>Alice</FN>") || !strings.Contains(card, "<TYPE>image/gif</TYPE><BINVAL>"+gif+"</BINVAL>") {
+			t.Fatalf("vCard after a XEP-0084 publish: %s", card)
+		}
+	})
+}

@@ -25,6 +25,7 @@ import (
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
+	"parley.im/parley/xmpp/vcard"
 	"parley.im/parley/xmpp/version"
 	"parley.im/parley/xmpp/websocket"
 )
@@ -98,6 +99,8 @@ type Config struct {
 	PEP pep.Config `yaml:"pep"`
 	// Private is XEP-0049 private XML storage (with XEP-0048/XEP-0402 bookmarks conversion).
 	Private private.Config `yaml:"private"`
+	// VCard is XEP-0054 vcard-temp for accounts (with XEP-0398 avatar conversion).
+	VCard vcard.Config `yaml:"vcard"`
 	// HTTPUpload is the XEP-0363 service.
 	HTTPUpload httpupload.Config `yaml:"httpupload"`
 	// WebSocket is XMPP over WebSocket (RFC 7395) on the HTTP listeners.

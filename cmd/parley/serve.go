@@ -44,6 +44,7 @@ import (
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
 	"parley.im/parley/xmpp/router"
+	"parley.im/parley/xmpp/vcard"
 	"parley.im/parley/xmpp/version"
 	"parley.im/parley/xmpp/websocket"
 )
@@ -186,6 +187,8 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		// private: XEP-0049 storage; XEP-0048 bookmarks in it are the XEP-0402 PEP node's items, written through
 		// pep (for notifications).
 		private.New(cfg.Private, store, store, pepMod),
+		// vcard: XEP-0054 with XEP-0398; a vCard photo is published as the XEP-0084 avatar through pep.
+		vcard.New(cfg.VCard, store, store, pepMod),
 		// push announces messages the account's devices cannot take (XEP-0357). Before offline: offline's
 		// Undeliverable hook handles the message and ends the chain.
 		push.New(pushConfig(cfg), store),
