@@ -497,3 +497,67 @@ func TestAvatarConversion(t *testing.T) {
 		}
 	})
 }
+
+// OMEMO as the server sees it (XEP-0384, the legacy eu.siacs.conversations.axolotl namespace most clients use
+// and urn:xmpp:omemo:2): device lists and bundles are published (access_model=open) and fetched by the
+// contact, device list changes are notified, and an encrypted message reaches the recipient, its offline
+// store and both archives byte for byte. The payloads are opaque stand-ins: no real Signal session here (that
+// needs two real clients, issue 12 acceptance 2); what is checked is that the server never alters them.
+func TestOMEMOServerSide(t *testing.T) {
+	pepBackends(t, func(t *testing.T, st string) {
+		const legacyDevices = "eu.siacs.conversations.axolotl.devicelist"
+		srv := pepServer(t, st, "", "alice", "bob")
+		a := dialPEP(t, srv, "alice", "phone", legacyDevices, nodeDevices)
+		b := dialPEP(t, srv, "bob", "phone", legacyDevices, nodeDevices)
+		pepBefriend(a, b)
+		open := publishOptions("pubsub#access_model", "open")
+		list := `<list xmlns='eu.siacs.conversations.axolotl'><device id='1001'/></list>`
+		bundle := `<bundle xmlns='eu.siacs.conversations.axolotl'><signedPreKeyPublic signedPreKeyId='1'>BQ==</signedPreKeyPublic>` +
+			`<signedPreKeySignature>c2ln</signedPreKeySignature><identityKey>aWs=</identityKey><prekeys><preKeyPublic preKeyId='1'>cGs=</preKeyPublic></prekeys></bundle>`
+		for _, p := range []string{
+			publish(legacyDevices, "current", list, open),
+			publish("eu.siacs.conversations.axolotl.bundles:1001", "current", bundle, open),
+			publish(nodeDevices, "current", `<devices xmlns='urn:xmpp:omemo:2'><device id='1001'/></devices>`, open),
+			publish(nodeBundles, "1001", `<bundle xmlns='urn:xmpp:omemo:2'><spk id='1'>QQ==</spk><ik>SUs=</ik></bundle>`,
+				publishOptions("pubsub#access_model", "open", "pubsub#max_items", "max")),
+		} {
+			if r := a.iq("set", "", "pub", p); !strings.Contains(r, "type='result'") {
+				t.Fatalf("publish: %s", r)
+			}
+		}
+		// Bob comes online: the device lists come as last items; he fetches the bundle.
+		b.online()
+		b.expect(`(?s)<message [^>]*from='alice@localhost'.*`+regexp.QuoteMeta(list), 5*time.Second)
+		b.expect(`(?s)<message [^>]*from='alice@localhost'.*urn:xmpp:omemo:2'><device id='1001'/>`, 5*time.Second)
+		got := b.iq("get", "alice@localhost", "bundle", `<pubsub xmlns='`+nsPubSub+`'><items node='eu.siacs.conversations.axolotl.bundles:1001'/></pubsub>`)
+		if !strings.Contains(got, bundle) {
+			t.Fatalf("bundle fetch: %s", got)
+		}
+		// Alice adds a device: Bob is notified.
+		list2 := `<list xmlns='eu.siacs.conversations.axolotl'><device id='1001'/><device id='1002'/></list>`
+		if r := a.iq("set", "", "pub2", publish(legacyDevices, "current", list2, open)); !strings.Contains(r, "type='result'") {
+			t.Fatalf("publish: %s", r)
+		}
+		b.expect(`(?s)<message [^>]*from='alice@localhost'.*`+regexp.QuoteMeta(list2), 5*time.Second)
+
+		// An encrypted message to Alice while she is offline: offline storage, then delivery, unchanged.
+		a.conn.Close()
+		time.Sleep(200 * time.Millisecond)
+		enc := `<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='2002'><key rid='1001' prekey='true'>S0VZ</key>` +
+			`<iv>SVY=</iv></header><payload>Q0lQSEVSVEVYVA==</payload></encrypted>`
+		b.send(`<message to='alice@localhost' type='chat' id='omemo1'>` + enc + `<encryption xmlns='urn:xmpp:eme:0' namespace='eu.siacs.conversations.axolotl'/>` +
+			`<body>I sent you an OMEMO encrypted message</body><store xmlns='urn:xmpp:hints'/></message>`)
+		time.Sleep(300 * time.Millisecond)
+		a = dialPEP(t, srv, "alice", "phone", legacyDevices, nodeDevices)
+		a.online()
+		msg := a.expect(`<message [^>]*id='omemo1'`, 5*time.Second)
+		if !strings.Contains(msg, enc) {
+			t.Fatalf("offline delivery altered the encrypted element:\n%s\nwant it to contain\n%s", msg, enc)
+		}
+		a.send(`<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>`)
+		res := a.expect(`(?s)<message [^>]*>.*queryid=.q1.*omemo1`, 5*time.Second)
+		if !strings.Contains(res, enc) {
+			t.Fatalf("archive altered the encrypted element:\n%s", res)
+		}
+	})
+}
