@@ -20,9 +20,12 @@ import (
 	"parley.im/parley/xmpp/c2s"
 	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/pep"
+	"parley.im/parley/xmpp/private"
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
+	"parley.im/parley/xmpp/vcard"
 	"parley.im/parley/xmpp/version"
 	"parley.im/parley/xmpp/websocket"
 )
@@ -92,6 +95,12 @@ type Config struct {
 	Archive  mam.Config      `yaml:"archive"`
 	MUC      muc.Config      `yaml:"muc"`
 	Push     push.Config     `yaml:"push"`
+	// PEP is the XEP-0163 service on every account.
+	PEP pep.Config `yaml:"pep"`
+	// Private is XEP-0049 private XML storage (with XEP-0048/XEP-0402 bookmarks conversion).
+	Private private.Config `yaml:"private"`
+	// VCard is XEP-0054 vcard-temp for accounts (with XEP-0398 avatar conversion).
+	VCard vcard.Config `yaml:"vcard"`
 	// HTTPUpload is the XEP-0363 service.
 	HTTPUpload httpupload.Config `yaml:"httpupload"`
 	// WebSocket is XMPP over WebSocket (RFC 7395) on the HTTP listeners.

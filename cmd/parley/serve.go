@@ -36,12 +36,15 @@ import (
 	"parley.im/parley/xmpp/disco"
 	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/pep"
 	"parley.im/parley/xmpp/ping"
 	"parley.im/parley/xmpp/presence"
+	"parley.im/parley/xmpp/private"
 	"parley.im/parley/xmpp/push"
 	"parley.im/parley/xmpp/register"
 	"parley.im/parley/xmpp/roster"
 	"parley.im/parley/xmpp/router"
+	"parley.im/parley/xmpp/vcard"
 	"parley.im/parley/xmpp/version"
 	"parley.im/parley/xmpp/websocket"
 )
@@ -165,6 +168,7 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 	derive := func(password string) ([]storage.ScramCredential, error) {
 		return auth.DeriveAll(password, cfg.Auth.ScramIterations)
 	}
+	pepMod := pep.New(cfg.PEP, store, store)
 	return []module.Module{
 		roster.New(cfg.Roster, store, store),
 		// presence uses the roster store and pushes through package roster.
@@ -176,6 +180,15 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		ping.New(),
 		version.New(cfg.Version, Version),
 		register.New(cfg.Register, store, store, derive),
+		// pep: the PEP service on every account (XEP-0163). It needs the presence handler above (its presence
+		// hook runs after that handler delivered availability) and must come before disco, which advertises its
+		// pubsub features and the pubsub/pep identity. Its IQ response hook takes only its own caps queries.
+		pepMod,
+		// private: XEP-0049 storage; XEP-0048 bookmarks in it are the XEP-0402 PEP node's items, written through
+		// pep (for notifications).
+		private.New(cfg.Private, store, store, pepMod),
+		// vcard: XEP-0054 with XEP-0398; a vCard photo is published as the XEP-0084 avatar through pep.
+		vcard.New(cfg.VCard, store, store, pepMod),
 		// push announces messages the account's devices cannot take (XEP-0357). Before offline: offline's
 		// Undeliverable hook handles the message and ends the chain.
 		push.New(pushConfig(cfg), store),

@@ -239,6 +239,14 @@ const (
 // took the stanza.
 type IQResponseHook func(ctx context.Context, s *stanza.Stanza) bool
 
+// PresenceHook sees an availability presence (available or unavailable) from another entity, or from another
+// resource of the same account, that reached a local account: to is the account's bare JID for a broadcast, a
+// full JID for directed presence or a probe's answer. It runs after the presence handler has delivered p to the
+// account's sessions, for presence from local sessions and from other servers alike. PEP uses it to learn which
+// resources are online with which XEP-0115 capabilities, and to send them the last published items
+// (XEP-0163 section 4.3.4). Hooks must not modify p.
+type PresenceHook func(ctx context.Context, o Origin, to jid.JID, p *stanza.Stanza)
+
 // SessionHook is called on a session event.
 type SessionHook func(ctx context.Context, s Session)
 
@@ -302,6 +310,9 @@ func (h *Host) OnSession(ev SessionEvent, fn SessionHook) {
 // OnIQResponse adds a hook for IQ results and errors addressed to a local bare JID. Hooks run in module-list
 // order until one takes the stanza.
 func (h *Host) OnIQResponse(fn IQResponseHook) { h.reg.iqResponses = append(h.reg.iqResponses, fn) }
+
+// OnPresence adds a hook for availability presence that reached a local account. Hooks run in module-list order.
+func (h *Host) OnPresence(fn PresenceHook) { h.reg.presenceHooks = append(h.reg.presenceHooks, fn) }
 
 // DiscoItem lists an item (a service such as the MUC or upload service) in disco#items of a target.
 func (h *Host) DiscoItem(target Target, jid, name string) {

@@ -23,8 +23,10 @@ type Registry struct {
 	sessions    map[SessionEvent][]SessionHook
 	streamFeat  []string
 	iqResponses []IQResponseHook
-	services    map[string]serviceEntry
-	names       map[string]bool
+	// presenceHooks see availability presence for local accounts (Host.OnPresence).
+	presenceHooks []PresenceHook
+	services      map[string]serviceEntry
+	names         map[string]bool
 }
 
 type iqKey struct {
@@ -191,6 +193,10 @@ func (r *Registry) addStreamFeature(xml string) { r.streamFeat = append(r.stream
 
 // IQResponseHooks returns the hooks for IQ answers addressed to a local bare JID, in module order.
 func (r *Registry) IQResponseHooks() []IQResponseHook { return r.iqResponses }
+
+// PresenceHooks returns the hooks for availability presence that reached a local account, in module order. The
+// slice must not be modified.
+func (r *Registry) PresenceHooks() []PresenceHook { return r.presenceHooks }
 
 // IQHandler returns the handler for an IQ, or nil.
 func (r *Registry) IQHandler(t Target, typ, ns, local string) IQHandler {

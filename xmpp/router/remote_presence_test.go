@@ -68,3 +68,48 @@ func TestDefectRemoteSubscriptionBouncesRemoteServerNotFound(t *testing.T) {
 		t.Fatalf("Stats.Errors = %d, want 1", n)
 	}
 }
+
+// presenceWatcher records what its presence hook (module.Host.OnPresence) sees.
+type presenceWatcher struct {
+	mu  sync.Mutex
+	got []string // "to type from"
+}
+
+func (*presenceWatcher) Name() string { return "watcher" }
+func (w *presenceWatcher) Register(h *module.Host) error {
+	h.OnPresence(func(_ context.Context, _ module.Origin, to jid.JID, p *stanza.Stanza) {
+		w.mu.Lock()
+		w.got = append(w.got, to.String()+" "+p.Type+" "+p.From.String())
+		w.mu.Unlock()
+	})
+	return nil
+}
+
+// Presence hooks see availability presence for a local account after the presence handler took it, and
+// nothing else: not subscriptions, probes or errors, and not presence to other domains.
+func TestPresenceHookSeesAvailabilityForLocalAccounts(t *testing.T) {
+	p := &presenceRecorder{}
+	w := &presenceWatcher{}
+	r := newTestRouter(t, p, w)
+	p.r = r
+	ctx := context.Background()
+	romeo := jid.MustParse("romeo@example.org/phone")
+	for _, typ := range []string{"", "unavailable", "subscribe", "probe", "error"} {
+		r.Deliver(ctx, module.Origin{}, jid.MustParse("alice@example.net"),
+			stanza.New(stanza.Presence, typ, "", romeo, jid.JID{}, nil))
+	}
+	r.Route(ctx, stanza.New(stanza.Presence, "", "", romeo, jid.MustParse("alice@example.net/laptop"), nil))
+	r.Route(ctx, stanza.New(stanza.Presence, "", "", jid.MustParse("alice@example.net/laptop"),
+		jid.MustParse("juliet@elsewhere.example"), nil))
+	want := []string{
+		"alice@example.net  romeo@example.org/phone",
+		"alice@example.net unavailable romeo@example.org/phone",
+		"alice@example.net/laptop  romeo@example.org/phone",
+	}
+	if strings.Join(w.got, "|") != strings.Join(want, "|") {
+		t.Fatalf("hooks saw %q, want %q", w.got, want)
+	}
+	if len(p.inbound) != 6 {
+		t.Fatalf("presence handler got %d stanzas, want 6 (the hook comes after it)", len(p.inbound))
+	}
+}

@@ -557,7 +557,13 @@ func (r *Router) presenceIn(ctx context.Context, o *module.Origin, to jid.JID, s
 	if p == nil {
 		return
 	}
-	r.presenceErr(ctx, s, p.Inbound(ctx, *o, to, s))
+	err := p.Inbound(ctx, *o, to, s)
+	r.presenceErr(ctx, s, err)
+	if err == nil && (s.Type == "" || s.Type == "unavailable") {
+		for _, h := range r.reg.PresenceHooks() {
+			h(ctx, *o, to, s)
+		}
+	}
 }
 
 // presenceRemote hands presence for a local account to the other nodes that hold its resources concerned:

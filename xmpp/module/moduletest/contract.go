@@ -85,3 +85,11 @@ func presenceOutbound(ctx context.Context, p module.PresenceHandler, from module
 func presenceInbound(ctx context.Context, p module.PresenceHandler, to jid.JID, s *stanza.Stanza) error {
 	return p.Inbound(ctx, module.Origin{}, to, s)
 }
+
+// presenceHooks runs the presence hooks (module.Host.OnPresence) for availability presence that reached the
+// local account or resource to, as the router does after the presence handler's Inbound.
+func presenceHooks(ctx context.Context, reg *module.Registry, to jid.JID, s *stanza.Stanza) {
+	for _, h := range reg.PresenceHooks() {
+		h(ctx, module.Origin{}, to, s)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"mellium.im/xmpp/jid"
+
 	"parley.im/parley/xmpp/module"
 	"parley.im/parley/xmpp/stanza"
 )
@@ -170,3 +172,34 @@ type fnModule func(h *module.Host) error
 
 func (fnModule) Name() string                    { return "fn" }
 func (f fnModule) Register(h *module.Host) error { return f(h) }
+
+// inboxPresence is a minimal presence handler (inbound only) with a presence hook, recording both in order.
+type inboxPresence struct{ seen []string }
+
+func (*inboxPresence) Name() string { return "inbox" }
+func (p *inboxPresence) Register(h *module.Host) error {
+	h.OnPresence(func(_ context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) {
+		p.seen = append(p.seen, "hook "+s.Type+" "+to.String())
+	})
+	return h.HandlePresence(p)
+}
+func (*inboxPresence) Outbound(context.Context, module.Origin, *stanza.Stanza) error { return nil }
+func (p *inboxPresence) Inbound(_ context.Context, _ module.Origin, to jid.JID, s *stanza.Stanza) error {
+	p.seen = append(p.seen, "handler "+s.Type+" "+to.String())
+	return nil
+}
+
+// The fake router runs the presence hooks after the handler, for availability only, as the router does.
+func TestPresenceHooksAfterHandler(t *testing.T) {
+	ctx := t.Context()
+	p := &inboxPresence{}
+	h := New(t, p)
+	for _, typ := range []string{"", "subscribe", "unavailable"} {
+		h.Router.Route(ctx, Presence("bob@other.org/x", "alice@example.net", typ, ""))
+	}
+	want := []string{"handler  alice@example.net", "hook  alice@example.net", "handler subscribe alice@example.net",
+		"handler unavailable alice@example.net", "hook unavailable alice@example.net"}
+	if !slices.Equal(p.seen, want) {
+		t.Fatalf("saw %q, want %q", p.seen, want)
+	}
+}

@@ -25,8 +25,8 @@ import (
 //     session the Undeliverable stage runs; if no hook handles the message it is bounced (service-unavailable).
 //     Groupchat is bounced, error dropped.
 //   - Presence to a local account: the registered presence handler's Inbound, as the real router does with
-//     presence that is not from a local session. Without a presence handler: to a full JID, that session; to a
-//     bare JID, every available session.
+//     presence that is not from a local session, then (available and unavailable) the presence hooks. Without
+//     a presence handler: to a full JID, that session; to a bare JID, every available session.
 //   - IQ request to the domain or a local bare JID: the registered handler (service-unavailable without one),
 //     whose answer is routed back. To a full JID: that session, or service-unavailable. IQ result or error to
 //     a full JID: that session; to a local bare JID: the IQ response hooks.
@@ -324,6 +324,10 @@ func (r *Router) deliverPresence(ctx context.Context, to jid.JID, s *stanza.Stan
 	if p := r.reg.Presence(); p != nil {
 		if err := presenceInbound(ctx, p, to, s); err != nil {
 			r.fail("moduletest: presence handler: inbound %s presence from %s to %s: %v", s.Type, s.From, s.To, err)
+			return
+		}
+		if s.Type == "" || s.Type == "unavailable" {
+			presenceHooks(ctx, r.reg, to, s)
 		}
 		return
 	}
