@@ -17,6 +17,7 @@ import (
 	"parley.im/parley/httpupload"
 	"parley.im/parley/muc"
 	"parley.im/parley/offline"
+	"parley.im/parley/xmpp/blocking"
 	"parley.im/parley/xmpp/c2s"
 	"parley.im/parley/xmpp/mam"
 	"parley.im/parley/xmpp/module"
@@ -97,6 +98,8 @@ type Config struct {
 	Push     push.Config     `yaml:"push"`
 	// PEP is the XEP-0163 service on every account.
 	PEP pep.Config `yaml:"pep"`
+	// Blocking is XEP-0191 blocking command.
+	Blocking blocking.Config `yaml:"blocking"`
 	// Private is XEP-0049 private XML storage (with XEP-0048/XEP-0402 bookmarks conversion).
 	Private private.Config `yaml:"private"`
 	// VCard is XEP-0054 vcard-temp for accounts (with XEP-0398 avatar conversion).

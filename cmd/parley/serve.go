@@ -31,6 +31,7 @@ import (
 	"parley.im/parley/storage/s3"
 	"parley.im/parley/storage/sqlite"
 	"parley.im/parley/xmpp/auth"
+	"parley.im/parley/xmpp/blocking"
 	"parley.im/parley/xmpp/c2s"
 	"parley.im/parley/xmpp/carbons"
 	"parley.im/parley/xmpp/disco"
@@ -173,6 +174,10 @@ func modules(cfg Config, store storage.Store, reg *module.Registry, upload *http
 		roster.New(cfg.Roster, store, store),
 		// presence uses the roster store and pushes through package roster.
 		presence.New(store, store),
+		// blocking (XEP-0191) before mam, carbons, push and offline: its Outbound, Inbound and Undeliverable
+		// hooks end the chain for a message to or from a blocked JID, so that it is neither archived, copied,
+		// announced nor stored. Its presence and IQ filters run in the router, before the presence handler.
+		blocking.New(cfg.Blocking, store, store),
 		// archive before carbons: it stamps the stanza-id that carbon copies carry, and it drops client retries
 		// (origin-id) before anything is copied or routed.
 		mam.New(cfg.Archive, mamArchive, store),

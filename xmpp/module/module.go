@@ -239,6 +239,13 @@ const (
 // took the stanza.
 type IQResponseHook func(ctx context.Context, s *stanza.Stanza) bool
 
+// FilterHook decides whether a presence stanza or an IQ request between a local account, owner, and another
+// entity, peer, may pass (XEP-0191 blocking). It runs in the Outbound stage for what owner sends to peer and in
+// the Inbound stage for what peer sends to owner; messages have their own stages (OnMessage). It returns
+// Continue to let the stanza pass, Handled to drop it silently, or an error, which the router sends back to the
+// sender as a stanza error (for presence the router drops the stanza without an answer). Hooks must not modify s.
+type FilterHook func(ctx context.Context, owner, peer jid.JID, s *stanza.Stanza) (Verdict, error)
+
 // PresenceHook sees an availability presence (available or unavailable) from another entity, or from another
 // resource of the same account, that reached a local account: to is the account's bare JID for a broadcast, a
 // full JID for directed presence or a probe's answer. It runs after the presence handler has delivered p to the
@@ -310,6 +317,10 @@ func (h *Host) OnSession(ev SessionEvent, fn SessionHook) {
 // OnIQResponse adds a hook for IQ results and errors addressed to a local bare JID. Hooks run in module-list
 // order until one takes the stanza.
 func (h *Host) OnIQResponse(fn IQResponseHook) { h.reg.iqResponses = append(h.reg.iqResponses, fn) }
+
+// OnFilter adds a presence and IQ filter to the Outbound or the Inbound stage. Filters run in module-list order
+// until one stops the stanza.
+func (h *Host) OnFilter(stage Stage, fn FilterHook) { h.reg.addFilter(stage, fn) }
 
 // OnPresence adds a hook for availability presence that reached a local account. Hooks run in module-list order.
 func (h *Host) OnPresence(fn PresenceHook) { h.reg.presenceHooks = append(h.reg.presenceHooks, fn) }

@@ -25,8 +25,10 @@ type Registry struct {
 	iqResponses []IQResponseHook
 	// presenceHooks see availability presence for local accounts (Host.OnPresence).
 	presenceHooks []PresenceHook
-	services      map[string]serviceEntry
-	names         map[string]bool
+	// filters are the presence and IQ filters of the Outbound (index 0) and Inbound (index 1) stages.
+	filters  [2][]FilterHook
+	services map[string]serviceEntry
+	names    map[string]bool
 }
 
 type iqKey struct {
@@ -197,6 +199,21 @@ func (r *Registry) IQResponseHooks() []IQResponseHook { return r.iqResponses }
 // PresenceHooks returns the hooks for availability presence that reached a local account, in module order. The
 // slice must not be modified.
 func (r *Registry) PresenceHooks() []PresenceHook { return r.presenceHooks }
+
+func (r *Registry) addFilter(stage Stage, fn FilterHook) {
+	if stage == Outbound || stage == Inbound {
+		r.filters[stage-Outbound] = append(r.filters[stage-Outbound], fn)
+	}
+}
+
+// Filters returns the presence and IQ filters of the Outbound or the Inbound stage, in module order. The slice
+// must not be modified.
+func (r *Registry) Filters(stage Stage) []FilterHook {
+	if stage != Outbound && stage != Inbound {
+		return nil
+	}
+	return r.filters[stage-Outbound]
+}
 
 // IQHandler returns the handler for an IQ, or nil.
 func (r *Registry) IQHandler(t Target, typ, ns, local string) IQHandler {

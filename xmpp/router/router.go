@@ -165,6 +165,9 @@ func (r *Router) Deliver(ctx context.Context, o module.Origin, to jid.JID, s *st
 	if to.Equal(jid.JID{}) {
 		return
 	}
+	if s.Kind == stanza.Presence && r.presenceFiltered(ctx, to, s) {
+		return
+	}
 	// Not counted in Stats: a delivery is the fan-out of a stanza counted when it entered the router.
 	if r.hasServices {
 		if svc := r.reg.Service(to.Domainpart()); svc != nil {
@@ -512,7 +515,11 @@ func (r *Router) runStage(ctx context.Context, st module.Stage, d *module.Delive
 	for _, h := range r.reg.MessageHooks(st) {
 		v, err := h(ctx, d)
 		if err != nil {
-			r.log.Error("message hook failed", "stage", st.String(), "err", err)
+			// A stanza error is a hook's refusal (a blocked recipient), not a failure.
+			var se *stanza.Error
+			if !errors.As(err, &se) {
+				r.log.Error("message hook failed", "stage", st.String(), "err", err)
+			}
 			r.bounce(ctx, d.Stanza, stanza.AsError(err))
 			return true
 		}
@@ -529,7 +536,20 @@ func (r *Router) routePresence(ctx context.Context, o *module.Origin, s *stanza.
 		if p == nil {
 			return
 		}
+		if !s.To.Equal(jid.JID{}) && len(r.reg.Filters(module.Outbound)) > 0 {
+			// Directed presence and subscription stanzas to an entity the user blocked are refused here, where
+			// the sender can still be told; broadcasts are filtered per contact in Deliver.
+			if blocked, err := r.filter(ctx, module.Outbound, o.Session.JID().Bare(), s.To, s); blocked {
+				if err != nil {
+					r.bounce(ctx, s, stanza.AsError(err))
+				}
+				return
+			}
+		}
 		r.presenceErr(ctx, s, p.Outbound(ctx, *o, s))
+		return
+	}
+	if r.presenceFiltered(ctx, s.To, s) {
 		return
 	}
 	switch {
@@ -659,6 +679,9 @@ func (r *Router) routeIQ(ctx context.Context, o *module.Origin, s *stanza.Stanza
 		}
 		return
 	}
+	if r.iqFiltered(ctx, o, s) {
+		return
+	}
 	switch {
 	case to.Equal(jid.JID{}):
 		if !fromSession {
@@ -686,6 +709,75 @@ func (r *Router) routeIQ(ctx context.Context, o *module.Origin, s *stanza.Stanza
 		}
 		r.bounce(ctx, s, stanza.ErrServiceUnavailable)
 	}
+}
+
+// filter runs the presence and IQ filters of a stage for a stanza between the local account owner and peer. It
+// reports whether one stopped the stanza, and the error to answer with, if any.
+func (r *Router) filter(ctx context.Context, st module.Stage, owner, peer jid.JID, s *stanza.Stanza) (bool, error) {
+	for _, h := range r.reg.Filters(st) {
+		v, err := h(ctx, owner, peer, s)
+		if err != nil {
+			return true, err
+		}
+		if v == module.Handled {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// presenceFiltered reports whether presence s to to is stopped by a filter: the Outbound filters of its sender
+// if that is a local account, the Inbound filters of its recipient if that is one. Filtered presence is dropped
+// without an answer.
+func (r *Router) presenceFiltered(ctx context.Context, to jid.JID, s *stanza.Stanza) bool {
+	if len(r.reg.Filters(module.Outbound)) == 0 && len(r.reg.Filters(module.Inbound)) == 0 {
+		return false // no filter module: nothing to compute on the hot path
+	}
+	from := s.From
+	if from.Localpart() != "" && r.IsLocal(from) {
+		if blocked, _ := r.filter(ctx, module.Outbound, from.Bare(), to, s); blocked {
+			return true
+		}
+	}
+	if to.Localpart() != "" && r.IsLocal(to) {
+		if blocked, _ := r.filter(ctx, module.Inbound, to.Bare(), from, s); blocked {
+			return true
+		}
+	}
+	return false
+}
+
+// iqFiltered applies the filters to an IQ request: the sender's Outbound filters when a local session sends it
+// to another entity, the recipient's Inbound filters when it is for another local account. A stopped request
+// is answered with the filter's error, if it gave one.
+func (r *Router) iqFiltered(ctx context.Context, o *module.Origin, s *stanza.Stanza) bool {
+	if len(r.reg.Filters(module.Outbound)) == 0 && len(r.reg.Filters(module.Inbound)) == 0 {
+		return false
+	}
+	to := s.To
+	sender, fromSession := o.FromSession()
+	var self jid.JID
+	if fromSession {
+		self = sender.JID().Bare()
+		if to.Equal(jid.JID{}) || to.Bare().Equal(self) {
+			return false // the user's own account
+		}
+		if blocked, err := r.filter(ctx, module.Outbound, self, to, s); blocked {
+			if err != nil {
+				r.bounce(ctx, s, stanza.AsError(err))
+			}
+			return true
+		}
+	}
+	if to.Localpart() != "" && r.IsLocal(to) {
+		if blocked, err := r.filter(ctx, module.Inbound, to.Bare(), s.From, s); blocked {
+			if err != nil {
+				r.bounce(ctx, s, stanza.AsError(err))
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // HandleIQ runs the registered handler for an IQ request and returns its answer, nil when the handler answered
