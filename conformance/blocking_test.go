@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,4 +75,31 @@ func TestBlockingCommand(t *testing.T) {
 	a1.Expect(5*time.Second, "hello again")
 	a1.Send(`<message to='mallory@localhost' type='chat' id='r2'><body>welcome back</body></message>`)
 	mallory.Expect(5*time.Second, "welcome back")
+}
+
+// Debian's slixmpp (plugin xep_0191) as alice: it gets its block list, blocks mallory, sees mallory in the list,
+// gets not-acceptable with the blocked condition when it messages mallory, and unblocks mallory; mallory's
+// message while blocked never reaches it.
+func TestBlockingSlixmpp(t *testing.T) {
+	requireSlixmpp(t)
+	srv := Start(t, "")
+	srv.AddUser("alice", "alice-secret")
+	srv.AddUser("mallory", "mallory-secret")
+	mallory := Dial(t, srv, "mallory", "mallory-secret", "m")
+	mallory.Send(`<presence/>`)
+
+	script, _ := filepath.Abs(filepath.Join("peers", "slix_blocking.py"))
+	p := startPeer(t, "slixmpp", exec.Command(debianPython, script, "--jid", "alice@localhost", "--password", "alice-secret",
+		"--port", port(t, srv.Addrs["c2s"]), "--ca", filepath.Join(srv.Dir, "tls", "localhost.crt"),
+		"--peer", "mallory@localhost", "--pause", "1", "--timeout", "20"))
+	p.waitLine(25*time.Second, "OK blocked mallory@localhost")
+	mallory.Send(`<message to='alice@localhost' type='chat' id='s1'><body>spam while blocked</body></message>`)
+	p.wait(30 * time.Second)
+	mallory.ExpectNone(500*time.Millisecond, "to a blocked contact")
+	out := p.Output()
+	want := "OK blocklist -\nOK blocked mallory@localhost\nOK blocklist mallory@localhost\nOK refused not-acceptable yes\n" +
+		"OK unblocked\nOK blocklist -\nDONE"
+	if out != want {
+		t.Errorf("slixmpp printed:\n%s\nwant:\n%s", out, want)
+	}
 }
