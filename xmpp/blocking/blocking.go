@@ -156,13 +156,17 @@ func newList(items []jid.JID) *list {
 
 // load returns owner's block list, from the cache or the store.
 func (m *Module) load(ctx context.Context, owner jid.JID) (*list, error) {
-	key := owner.String()
+	// The cache lookup runs for every message, presence and IQ an account sends or gets: the key is built in a
+	// stack buffer, and the map lookup with string(bytes) does not allocate.
+	var buf [128]byte
+	k := append(append(append(buf[:0], owner.Localpart()...), '@'), owner.Domainpart()...)
 	m.mu.Lock()
-	l := m.lists[key]
+	l := m.lists[string(k)]
 	m.mu.Unlock()
 	if l != nil {
 		return l, nil
 	}
+	key := owner.String()
 	raw, err := m.kv.Value(ctx, key, kvKey)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("blocking: %w", err)

@@ -194,3 +194,21 @@ func TestBlockListBoundedAndPersistent(t *testing.T) {
 		t.Error("negative max_items validated")
 	}
 }
+
+// The check runs for every stanza an online account sends or gets: it must not allocate, with an empty list
+// (most accounts) or a non-empty one.
+func TestBlockedCheckDoesNotAllocate(t *testing.T) {
+	ctx := context.Background()
+	store := moduletest.Store(t)
+	m := New(Config{}, store, store)
+	h := moduletest.New(t, m)
+	a := h.Online(ctx, "alice@example.net/a", 0)
+	owner, peer := jid.MustParse("alice@example.net"), jid.MustParse("bob@example.net/phone")
+	if n := testing.AllocsPerRun(100, func() { m.Blocked(ctx, owner, peer) }); n != 0 {
+		t.Errorf("Blocked with an empty list: %v allocations, want 0", n)
+	}
+	h.SendIQ(ctx, a, "set", "<block xmlns='urn:xmpp:blocking'><item jid='mallory@example.net'/><item jid='spam.example'/></block>")
+	if n := testing.AllocsPerRun(100, func() { m.Blocked(ctx, owner, peer) }); n != 0 {
+		t.Errorf("Blocked with a non-empty list: %v allocations, want 0", n)
+	}
+}
