@@ -103,3 +103,34 @@ func TestBlockingSlixmpp(t *testing.T) {
 		t.Errorf("slixmpp printed:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// XEP-0191 section 3.3: when alice blocks mallory, with whom she has a mutual subscription, mallory sees alice
+// go offline; from then on neither sees the other's presence; after unblocking, alice's next presence reaches
+// mallory again.
+func TestBlockingHidesPresence(t *testing.T) {
+	srv := Start(t, "")
+	srv.AddUser("alice", "alice-secret")
+	srv.AddUser("mallory", "mallory-secret")
+	alice := Dial(t, srv, "alice", "alice-secret", "a")
+	mallory := Dial(t, srv, "mallory", "mallory-secret", "m")
+	goOnline(alice)
+	goOnline(mallory)
+	subscribeApproved(alice, mallory)
+	subscribeApproved(mallory, alice)
+	alice.Send(`<presence><show>chat</show></presence>`)
+	mallory.Expect(5*time.Second, "<presence", `from="`+alice.JID.String()+`"`, ">chat</show>")
+
+	alice.Send(`<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></block></iq>`)
+	alice.Expect(5*time.Second, `id="b1"`, `type="result"`)
+	mallory.Expect(5*time.Second, "<presence", `from="`+alice.JID.String()+`"`, `type="unavailable"`)
+
+	mallory.Send(`<presence><show>away</show></presence>`)
+	alice.Send(`<presence><show>dnd</show></presence>`)
+	mallory.ExpectNone(time.Second, ">dnd</show>")
+	alice.ExpectNone(200*time.Millisecond, ">away</show>")
+
+	alice.Send(`<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></unblock></iq>`)
+	alice.Expect(5*time.Second, `id="u1"`, `type="result"`)
+	alice.Send(`<presence><show>xa</show></presence>`)
+	mallory.Expect(5*time.Second, "<presence", `from="`+alice.JID.String()+`"`, ">xa</show>")
+}
