@@ -52,7 +52,10 @@ var errBlocked = &stanza.Error{Condition: "not-acceptable", App: []byte("<blocke
 // list is one account's block list.
 type list struct {
 	items []jid.JID           // in blocking order, for the blocklist result
-	set   map[string]struct{} // the items' strings, for matching
+	set   map[string]struct{} // the items' strings, for block and unblock
+	// exact are the items matched by equality (full JIDs, bare JIDs, domains), domainRes the domain/resource
+	// ones.
+	exact, domainRes []jid.JID
 }
 
 // Module serves urn:xmpp:blocking and applies the block lists to what the router passes.
@@ -123,24 +126,23 @@ func (m *Module) Blocked(ctx context.Context, owner, peer jid.JID) (bool, error)
 }
 
 // matches applies the XEP-0016 order: full JID, bare JID, domain/resource, domain. l is never modified once
-// cached (changes replace it), so it is read without the lock.
+// cached (changes replace it), so it is read without the lock. It runs for every stanza of an account with a
+// non-empty list, so it compares JIDs with Equal, which neither converts nor allocates (a string key would be
+// built from parts that go to the heap past 32 bytes); the list is bounded by blocking.max_items.
 func matches(l *list, peer jid.JID) bool {
-	if _, ok := l.set[peer.String()]; ok {
-		return true
-	}
-	if peer.Resourcepart() != "" {
-		if _, ok := l.set[peer.Bare().String()]; ok {
+	bare, dom := peer.Bare(), peer.Domain()
+	hasRes, hasLocal := !peer.Equal(bare), !bare.Equal(dom)
+	for _, it := range l.exact {
+		if it.Equal(peer) || (hasRes && it.Equal(bare)) || ((hasRes || hasLocal) && it.Equal(dom)) {
 			return true
 		}
-		if peer.Localpart() != "" {
-			if _, ok := l.set[peer.Domainpart()+"/"+peer.Resourcepart()]; ok {
+	}
+	if hasLocal && hasRes {
+		for _, it := range l.domainRes {
+			// Rare items: comparing the resource strings may allocate for long resources.
+			if it.Domain().Equal(dom) && it.Resourcepart() == peer.Resourcepart() {
 				return true
 			}
-		}
-	}
-	if peer.Localpart() != "" || peer.Resourcepart() != "" {
-		if _, ok := l.set[peer.Domainpart()]; ok {
-			return true
 		}
 	}
 	return false
@@ -150,16 +152,34 @@ func newList(items []jid.JID) *list {
 	l := &list{items: items, set: make(map[string]struct{}, len(items))}
 	for _, j := range items {
 		l.set[j.String()] = struct{}{}
+		if b := j.Bare(); !j.Equal(b) && b.Equal(j.Domain()) {
+			l.domainRes = append(l.domainRes, j)
+		} else {
+			l.exact = append(l.exact, j)
+		}
 	}
 	return l
+}
+
+// appendKey appends j's string form to b (as the router's directory keys do), without allocating when its
+// parts are short.
+func appendKey(b []byte, j jid.JID) []byte {
+	if l := j.Localpart(); l != "" {
+		b = append(append(b, l...), '@')
+	}
+	b = append(b, j.Domainpart()...)
+	if res := j.Resourcepart(); res != "" {
+		b = append(append(b, '/'), res...)
+	}
+	return b
 }
 
 // load returns owner's block list, from the cache or the store.
 func (m *Module) load(ctx context.Context, owner jid.JID) (*list, error) {
 	// The cache lookup runs for every message, presence and IQ an account sends or gets: the key is built in a
 	// stack buffer, and the map lookup with string(bytes) does not allocate.
-	var buf [128]byte
-	k := append(append(append(buf[:0], owner.Localpart()...), '@'), owner.Domainpart()...)
+	var buf [256]byte
+	k := appendKey(buf[:0], owner)
 	m.mu.Lock()
 	l := m.lists[string(k)]
 	m.mu.Unlock()

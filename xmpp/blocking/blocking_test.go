@@ -89,7 +89,7 @@ func TestBlockMatchesResourcesAndDomains(t *testing.T) {
 	m := New(Config{}, store, store)
 	h := moduletest.New(t, m)
 	a := h.Online(ctx, "alice@example.net/a", 0)
-	h.SendIQ(ctx, a, "set", "<block xmlns='urn:xmpp:blocking'><item jid='mallory@example.net'/><item jid='spam.example'/><item jid='eve@example.org/phone'/></block>")
+	h.SendIQ(ctx, a, "set", "<block xmlns='urn:xmpp:blocking'><item jid='mallory@example.net'/><item jid='spam.example'/><item jid='eve@example.org/phone'/><item jid='other.example/bot'/></block>")
 	owner := jid.MustParse("alice@example.net")
 	for peer, want := range map[string]bool{
 		"mallory@example.net":       true,
@@ -102,6 +102,9 @@ func TestBlockMatchesResourcesAndDomains(t *testing.T) {
 		"bob@example.net/b":         false,
 		"mallory@other.example":     false,
 		"alice@example.net/another": false,
+		"x@other.example/bot":       true,
+		"x@other.example/human":     false,
+		"other.example":             false,
 	} {
 		got, err := m.Blocked(ctx, owner, jid.MustParse(peer))
 		if err != nil || got != want {
@@ -210,5 +213,10 @@ func TestBlockedCheckDoesNotAllocate(t *testing.T) {
 	h.SendIQ(ctx, a, "set", "<block xmlns='urn:xmpp:blocking'><item jid='mallory@example.net'/><item jid='spam.example'/></block>")
 	if n := testing.AllocsPerRun(100, func() { m.Blocked(ctx, owner, peer) }); n != 0 {
 		t.Errorf("Blocked with a non-empty list: %v allocations, want 0", n)
+	}
+	// Parts longer than 32 bytes, which a string conversion would put on the heap.
+	long := jid.MustParse("benvolio.montague.of.verona.and.more@a.rather.long.domain.example/Conversations.Xk3p-0123456789abcdef")
+	if n := testing.AllocsPerRun(100, func() { m.Blocked(ctx, owner, long) }); n != 0 {
+		t.Errorf("Blocked for a long JID: %v allocations, want 0", n)
 	}
 }

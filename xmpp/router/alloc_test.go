@@ -8,7 +8,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"parley.im/parley/xmpp/blocking"
 	"parley.im/parley/xmpp/module"
+	"parley.im/parley/xmpp/module/moduletest"
 	"parley.im/parley/xmpp/stanza"
 )
 
@@ -103,5 +105,34 @@ func TestRouteMessageAllocs(t *testing.T) {
 	bare := jid.MustParse("benvolio.montague.of.verona@example.net")
 	if n := testing.AllocsPerRun(100, func() { _ = r.Lookup(bare) }); n != 0 {
 		t.Errorf("Lookup allocates %v times, want 0", n)
+	}
+}
+
+// TestRouteWithBlockingAllocs checks that the XEP-0191 module, registered on every server, adds no allocation
+// to a message between two online accounts (both block lists are checked, one of them not empty) nor to a
+// presence broadcast to a contact.
+func TestRouteWithBlockingAllocs(t *testing.T) {
+	store := moduletest.Store(t)
+	r := newBenchRouter(t, stageHooks{all: true}, blocking.New(blocking.Config{}, store, store))
+	bob := &batchSession{benchSession: newBenchSession("benvolio.montague.of.verona@example.net/Conversations.Xk3p", 0, true)}
+	r.Bind(bob)
+	alice := newBenchSession("alice@example.net/desk", 0, true)
+	r.Bind(alice)
+	ctx := context.Background()
+	block := stanza.New(stanza.IQ, "set", "b1", alice.JID(), jid.JID{}, []byte("<block xmlns='urn:xmpp:blocking'><item jid='mallory@example.net'/></block>"))
+	r.RouteFrom(ctx, module.Origin{Kind: module.OriginSession, Session: alice}, block)
+	o := module.Origin{Kind: module.OriginSession, Session: alice, Durability: testDurability{}, Batch: &testBatch{}}
+	st := mustParse(t, fmt.Sprintf(benchChat, "benvolio.montague.of.verona@example.net"))
+	before := bob.got.Load()
+	if n := testing.AllocsPerRun(100, func() { r.RouteFrom(ctx, o, st) }); n > 1 {
+		t.Errorf("RouteFrom with blocking allocates %v times per message, want at most 1", n)
+	}
+	if bob.got.Load() == before {
+		t.Error("bob got none of the messages")
+	}
+	p := stanza.New(stanza.Presence, "", "", alice.JID(), jid.JID{}, nil)
+	bare := jid.MustParse("benvolio.montague.of.verona@example.net")
+	if n := testing.AllocsPerRun(100, func() { r.Deliver(ctx, o, bare, p) }); n != 0 {
+		t.Errorf("a presence broadcast with blocking allocates %v times, want 0", n)
 	}
 }
