@@ -99,3 +99,35 @@ func TestClosedHooksRunInReverse(t *testing.T) {
 		t.Fatalf("closed hooks ran %v, want b,a", order)
 	}
 }
+
+// Filters are kept per stage in module-list order; only Outbound and Inbound have filters.
+func TestFiltersKeptPerStageInModuleOrder(t *testing.T) {
+	var order []string
+	filter := func(name string) FilterHook {
+		return func(context.Context, jid.JID, jid.JID, *stanza.Stanza) (Verdict, error) {
+			order = append(order, name)
+			return Continue, nil
+		}
+	}
+	mods := []Module{
+		fnModule{"first", func(h *Host) error {
+			h.OnFilter(Inbound, filter("first-in"))
+			h.OnFilter(Outbound, filter("first-out"))
+			h.OnFilter(Undeliverable, filter("ignored"))
+			return nil
+		}},
+		fnModule{"second", func(h *Host) error { h.OnFilter(Inbound, filter("second-in")); return nil }},
+	}
+	reg := NewRegistry()
+	if err := reg.Register(mods, nil, jid.MustParse("example.net"), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []Stage{Outbound, Inbound, Undeliverable} {
+		for _, f := range reg.Filters(st) {
+			f(context.Background(), jid.JID{}, jid.JID{}, nil)
+		}
+	}
+	if got := strings.Join(order, " "); got != "first-out first-in second-in" {
+		t.Errorf("filters ran as %q, want %q", got, "first-out first-in second-in")
+	}
+}
