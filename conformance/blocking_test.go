@@ -105,8 +105,8 @@ func TestBlockingSlixmpp(t *testing.T) {
 }
 
 // XEP-0191 section 3.3: when alice blocks mallory, with whom she has a mutual subscription, mallory sees alice
-// go offline; from then on neither sees the other's presence; after unblocking, alice's next presence reaches
-// mallory again.
+// go offline; from then on neither sees the other's presence; on unblocking, mallory gets alice's current
+// presence, and her next one.
 func TestBlockingHidesPresence(t *testing.T) {
 	srv := Start(t, "")
 	srv.AddUser("alice", "alice-secret")
@@ -131,6 +131,8 @@ func TestBlockingHidesPresence(t *testing.T) {
 
 	alice.Send(`<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></unblock></iq>`)
 	alice.Expect(5*time.Second, `id="u1"`, `type="result"`)
+	// XEP-0191 section 3.4: the unblocked contact gets alice's current presence at once.
+	mallory.Expect(5*time.Second, "<presence", `from="`+alice.JID.String()+`"`, ">dnd</show>")
 	alice.Send(`<presence><show>xa</show></presence>`)
 	mallory.Expect(5*time.Second, "<presence", `from="`+alice.JID.String()+`"`, ">xa</show>")
 }

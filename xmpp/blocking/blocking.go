@@ -384,8 +384,48 @@ func (m *Module) unblock(ctx context.Context, iq *module.IQ) ([]byte, error) {
 	if err := m.store(ctx, owner, items); err != nil {
 		return nil, err
 	}
+	// The contacts no longer blocked that are subscribed to the user see its current presence again
+	// (XEP-0191 section 3.4), now that the filters let it pass.
+	was := l
+	m.showPresence(ctx, iq.Origin.Emitted(), owner, func(c jid.JID) bool {
+		if !matches(was, c) {
+			return false
+		}
+		now, err := m.Blocked(ctx, owner, c)
+		return err == nil && !now
+	})
 	m.push(ctx, owner, "unblock", remove)
 	return nil, nil
+}
+
+// showPresence sends the current presence of each available resource of owner to the roster contacts with a
+// subscription from owner (they receive its presence) for which unblocked reports true.
+func (m *Module) showPresence(ctx context.Context, o module.Origin, owner jid.JID, unblocked func(jid.JID) bool) {
+	var from []*stanza.Stanza
+	for _, s := range m.router.Sessions(owner) {
+		if p := s.Presence(); s.Available() && p != nil {
+			from = append(from, p)
+		}
+	}
+	if len(from) == 0 || m.roster == nil {
+		return
+	}
+	contacts, _, err := m.roster.Roster(ctx, owner.String())
+	if err != nil {
+		return
+	}
+	for _, it := range contacts {
+		if it.Subscription != storage.SubFrom && it.Subscription != storage.SubBoth {
+			continue
+		}
+		c, err := jid.Parse(it.JID)
+		if err != nil || !unblocked(c) {
+			continue
+		}
+		for _, p := range from {
+			m.router.Deliver(ctx, o, c, p)
+		}
+	}
 }
 
 // push sends a block or unblock push to the account's sessions that asked for the block list.
