@@ -298,11 +298,11 @@ func inner(el []byte) []byte {
 	if end <= 0 || el[end-2] == '/' {
 		return nil
 	}
-	close := bytes.LastIndex(el, []byte("</"))
-	if close < end {
+	closing := bytes.LastIndex(el, []byte("</"))
+	if closing < end {
 		return nil
 	}
-	return el[end:close]
+	return el[end:closing]
 }
 
 func (m *Module) block(ctx context.Context, iq *module.IQ) ([]byte, error) {
