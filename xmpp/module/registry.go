@@ -1,6 +1,7 @@
 package module
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/xmpp/stanza"
 )
 
 // Registry holds every registration of every module. The server builds one, registers the module list into it
@@ -25,6 +28,8 @@ type Registry struct {
 	iqResponses []IQResponseHook
 	// presenceHooks see availability presence for local accounts (Host.OnPresence).
 	presenceHooks []PresenceHook
+	// presenceEdits may edit available presence sent by local sessions (Host.EditPresence).
+	presenceEdits []PresenceEditHook
 	services      map[string]serviceEntry
 	names         map[string]bool
 }
@@ -197,6 +202,19 @@ func (r *Registry) IQResponseHooks() []IQResponseHook { return r.iqResponses }
 // PresenceHooks returns the hooks for availability presence that reached a local account, in module order. The
 // slice must not be modified.
 func (r *Registry) PresenceHooks() []PresenceHook { return r.presenceHooks }
+
+// EditPresence runs the presence edit hooks (Host.EditPresence) on an available presence that local session s
+// sent, and returns the presence to hand to the presence handler: p itself when no hook changed it. Other
+// presence types pass unchanged.
+func (r *Registry) EditPresence(ctx context.Context, s Session, p *stanza.Stanza) *stanza.Stanza {
+	if p.Type != "" || s == nil {
+		return p
+	}
+	for _, fn := range r.presenceEdits {
+		p = fn(ctx, s, p)
+	}
+	return p
+}
 
 // IQHandler returns the handler for an IQ, or nil.
 func (r *Registry) IQHandler(t Target, typ, ns, local string) IQHandler {

@@ -529,7 +529,7 @@ func (r *Router) routePresence(ctx context.Context, o *module.Origin, s *stanza.
 		if p == nil {
 			return
 		}
-		r.presenceErr(ctx, s, p.Outbound(ctx, *o, s))
+		r.presenceErr(ctx, s, p.Outbound(ctx, *o, r.reg.EditPresence(ctx, o.Session, s)))
 		return
 	}
 	switch {
