@@ -5,7 +5,8 @@
 // on PEP when it has one: a vCard set with a PHOTO publishes the image to urn:xmpp:avatar:data and its
 // description to urn:xmpp:avatar:metadata (so XEP-0084 clients see an avatar a vCard-only client set), and a
 // vCard get answers with the PHOTO built from the current PEP avatar (so vCard-only clients, XEP-0153, see an
-// avatar a XEP-0084 client published).
+// avatar a XEP-0084 client published). Available presence the account sends carries the XEP-0153 hash of that
+// avatar, and is broadcast again when the avatar changes (xupdate.go).
 package vcard
 
 import (
