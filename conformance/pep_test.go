@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -559,5 +560,57 @@ func TestOMEMOServerSide(t *testing.T) {
 		if !strings.Contains(res, enc) {
 			t.Fatalf("archive altered the encrypted element:\n%s", res)
 		}
+	})
+}
+
+// XEP-0153 with XEP-0398 (issue 12 acceptance 3): an avatar a XEP-0084 client publishes reaches a vCard-only
+// contact as the photo hash in presence (the server re-broadcasts the presence) and as the vCard's PHOTO; an
+// avatar a vCard-only client sets reaches a PEP contact as a metadata notification, and its presence carries
+// the hash.
+func TestAvatarXUpdate(t *testing.T) {
+	pepBackends(t, func(t *testing.T, st string) {
+		srv := pepServer(t, st, "", "alice", "bob")
+		a := dialPEP(t, srv, "alice", "pc", "urn:xmpp:avatar:metadata") // a PEP client
+		b := dialPEP(t, srv, "bob", "pc")                               // vCard-only
+		pepBefriend(a, b)
+		a.online()
+		b.online()
+		settle(a, b)
+
+		img := []byte("\x89PNG\r\n\x1a\nalice's avatar")
+		sum := sha1.Sum(img)
+		id := hex.EncodeToString(sum[:])
+		b64 := base64.StdEncoding.EncodeToString(img)
+		open := publishOptions("pubsub#access_model", "open")
+		if r := a.iq("set", "", "p1", publish("urn:xmpp:avatar:data", id, `<data xmlns='urn:xmpp:avatar:data'>`+b64+`</data>`, open)); !strings.Contains(r, "type='result'") {
+			t.Fatalf("XEP-0084 data publish: %s", r)
+		}
+		if r := a.iq("set", "", "p2", publish("urn:xmpp:avatar:metadata", id, `<metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='`+
+			strconv.Itoa(len(img))+`' id='`+id+`' type='image/png'/></metadata>`, open)); !strings.Contains(r, "type='result'") {
+			t.Fatalf("XEP-0084 metadata publish: %s", r)
+		}
+		b.expect(`(?s)^<presence [^>]*from='alice@localhost/pc'.*<x xmlns='vcard-temp:x:update'><photo>`+id+`</photo></x>`, 5*time.Second)
+		card := b.iq("get", "alice@localhost", "v1", `<vCard xmlns='vcard-temp'/>`)
+		m := regexp.MustCompile(`<PHOTO><TYPE>image/png</TYPE><BINVAL>([^<]+)</BINVAL></PHOTO>`).FindStringSubmatch(card)
+		if m == nil {
+			t.Fatalf("alice's vCard: %s", card)
+		}
+		got, err := base64.StdEncoding.DecodeString(m[1])
+		if s := sha1.Sum(got); err != nil || hex.EncodeToString(s[:]) != id {
+			t.Fatalf("alice's vCard photo does not hash to %s: %s", id, card)
+		}
+
+		img2 := []byte("GIF89a bob's avatar")
+		sum2 := sha1.Sum(img2)
+		id2 := hex.EncodeToString(sum2[:])
+		if r := b.iq("set", "", "v2", `<vCard xmlns='vcard-temp'><FN>Bob</FN><PHOTO><TYPE>image/gif</TYPE><BINVAL>`+
+			base64.StdEncoding.EncodeToString(img2)+`</BINVAL></PHOTO></vCard>`); !strings.Contains(r, "type='result'") {
+			t.Fatalf("bob's vCard set: %s", r)
+		}
+		a.expect(`(?s)^<message [^>]*from='bob@localhost'.*urn:xmpp:avatar:metadata.*id='`+id2+`'`, 5*time.Second)
+		a.expect(`(?s)^<presence [^>]*from='bob@localhost/pc'.*<x xmlns='vcard-temp:x:update'><photo>`+id2+`</photo></x>`, 5*time.Second)
+		// Bob's next presence carries the hash too, though his client sends none.
+		b.send(`<presence><show>away</show></presence>`)
+		a.expect(`(?s)^<presence [^>]*from='bob@localhost/pc'.*<show>away</show>.*<photo>`+id2+`</photo>`, 5*time.Second)
 	})
 }

@@ -254,6 +254,13 @@ type FilterHook func(ctx context.Context, owner, peer jid.JID, s *stanza.Stanza)
 // (XEP-0163 section 4.3.4). Hooks must not modify p.
 type PresenceHook func(ctx context.Context, o Origin, to jid.JID, p *stanza.Stanza)
 
+// PresenceEditHook sees an available presence (type "") a local session s sent, broadcast or directed, before
+// the presence handler takes it, and returns the presence to go on with: p itself when it changes nothing, or
+// an edited copy (stanza.WithoutChildren, AppendChild), which is what the handler records and broadcasts.
+// vcard adds the XEP-0153 avatar hash here. It runs on the sender's path for every available presence: it must
+// be cheap (no storage read in the common case) and must not modify p in place.
+type PresenceEditHook func(ctx context.Context, s Session, p *stanza.Stanza) *stanza.Stanza
+
 // SessionHook is called on a session event.
 type SessionHook func(ctx context.Context, s Session)
 
@@ -324,6 +331,12 @@ func (h *Host) OnFilter(stage Stage, fn FilterHook) { h.reg.addFilter(stage, fn)
 
 // OnPresence adds a hook for availability presence that reached a local account. Hooks run in module-list order.
 func (h *Host) OnPresence(fn PresenceHook) { h.reg.presenceHooks = append(h.reg.presenceHooks, fn) }
+
+// EditPresence adds a hook that may edit available presence sent by local sessions before the presence handler
+// takes it. Hooks run in module-list order, each on the previous one's result.
+func (h *Host) EditPresence(fn PresenceEditHook) {
+	h.reg.presenceEdits = append(h.reg.presenceEdits, fn)
+}
 
 // DiscoItem lists an item (a service such as the MUC or upload service) in disco#items of a target.
 func (h *Host) DiscoItem(target Target, jid, name string) {

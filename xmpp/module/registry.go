@@ -1,6 +1,7 @@
 package module
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"parley.im/parley/xmpp/stanza"
 )
 
 // Registry holds every registration of every module. The server builds one, registers the module list into it
@@ -26,9 +29,11 @@ type Registry struct {
 	// presenceHooks see availability presence for local accounts (Host.OnPresence).
 	presenceHooks []PresenceHook
 	// filters are the presence and IQ filters of the Outbound (index 0) and Inbound (index 1) stages.
-	filters  [2][]FilterHook
-	services map[string]serviceEntry
-	names    map[string]bool
+	filters [2][]FilterHook
+	// presenceEdits may edit available presence sent by local sessions (Host.EditPresence).
+	presenceEdits []PresenceEditHook
+	services      map[string]serviceEntry
+	names         map[string]bool
 }
 
 type iqKey struct {
@@ -213,6 +218,19 @@ func (r *Registry) Filters(stage Stage) []FilterHook {
 		return nil
 	}
 	return r.filters[stage-Outbound]
+}
+
+// EditPresence runs the presence edit hooks (Host.EditPresence) on an available presence that local session s
+// sent, and returns the presence to hand to the presence handler: p itself when no hook changed it. Other
+// presence types pass unchanged.
+func (r *Registry) EditPresence(ctx context.Context, s Session, p *stanza.Stanza) *stanza.Stanza {
+	if p.Type != "" || s == nil {
+		return p
+	}
+	for _, fn := range r.presenceEdits {
+		p = fn(ctx, s, p)
+	}
+	return p
 }
 
 // IQHandler returns the handler for an IQ, or nil.

@@ -141,6 +141,7 @@ func (m *Module) publish(ctx context.Context, r *request) ([]byte, error) {
 	if len(trimmed) > 0 && cfg.NotifyRetract {
 		m.notify(ctx, o, r.owner, r.Node, cfg, pubsub.AppendRetractEvent(nil, r.Node, trimmed))
 	}
+	m.changed(ctx, o, r.owner, r.Node)
 	return pubsub.AppendPublishResult(nil, r.Node, it.ID), nil
 }
 
@@ -191,6 +192,9 @@ func (m *Module) retract(ctx context.Context, r *request) ([]byte, error) {
 	}
 	if len(ids) > 0 && (r.Notify || cfg.NotifyRetract) {
 		m.notify(ctx, r.iq.Origin.Emitted(), r.owner, r.Node, cfg, pubsub.AppendRetractEvent(nil, r.Node, ids))
+	}
+	if len(ids) > 0 {
+		m.changed(ctx, r.iq.Origin.Emitted(), r.owner, r.Node)
 	}
 	return nil, nil
 }
@@ -311,6 +315,7 @@ func (m *Module) deleteNode(ctx context.Context, r *request) ([]byte, error) {
 		return nil, answer(err)
 	}
 	m.send(ctx, r.iq.Origin.Emitted(), r.owner, to, pubsub.AppendDeleteEvent(nil, r.Node))
+	m.changed(ctx, r.iq.Origin.Emitted(), r.owner, r.Node)
 	return nil, nil
 }
 
@@ -326,6 +331,7 @@ func (m *Module) purge(ctx context.Context, r *request) ([]byte, error) {
 	if cfg.NotifyRetract {
 		m.notify(ctx, r.iq.Origin.Emitted(), r.owner, r.Node, cfg, pubsub.AppendPurgeEvent(nil, r.Node))
 	}
+	m.changed(ctx, r.iq.Origin.Emitted(), r.owner, r.Node)
 	return nil, nil
 }
 
@@ -424,6 +430,7 @@ func (m *Module) Publish(ctx context.Context, o module.Origin, owner jid.JID, no
 	if len(trimmed) > 0 && cfg.NotifyRetract {
 		m.notify(ctx, o, owner, node, cfg, pubsub.AppendRetractEvent(nil, node, trimmed))
 	}
+	m.changed(ctx, o, owner, node)
 	return nil
 }
 
@@ -440,5 +447,6 @@ func (m *Module) Retract(ctx context.Context, o module.Origin, owner jid.JID, no
 	if cfg.NotifyRetract {
 		m.notify(ctx, o, owner, node, cfg, pubsub.AppendRetractEvent(nil, node, []string{id}))
 	}
+	m.changed(ctx, o, owner, node)
 	return nil
 }

@@ -18,11 +18,14 @@
 package pep
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
 
 	"parley.im/parley/storage"
 	"parley.im/parley/xmpp/module"
@@ -83,6 +86,28 @@ type Module struct {
 	online map[string]map[string]onlineRes
 
 	stats stats
+
+	// watchers are called after a node of that name changes on any account (Watch). Filled before the server
+	// runs, read without a lock.
+	watchers map[string][]func(ctx context.Context, o module.Origin, owner jid.JID)
+}
+
+// Watch calls fn after every change of the node named node, on every account: an item published or retracted,
+// the node purged or deleted; o is the origin to route what fn sends with. vcard watches the XEP-0084 metadata
+// node to learn that an avatar changed. It must be called during Register (of a module listed after pep),
+// before the server runs. (The func type is unnamed so that a consumer's interface needs no import of pep.)
+func (m *Module) Watch(node string, fn func(ctx context.Context, o module.Origin, owner jid.JID)) {
+	if m.watchers == nil {
+		m.watchers = make(map[string][]func(ctx context.Context, o module.Origin, owner jid.JID))
+	}
+	m.watchers[node] = append(m.watchers[node], fn)
+}
+
+// changed runs the watchers of node.
+func (m *Module) changed(ctx context.Context, o module.Origin, owner jid.JID, node string) {
+	for _, fn := range m.watchers[node] {
+		fn(ctx, o, owner)
+	}
 }
 
 type stats struct {

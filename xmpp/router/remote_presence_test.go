@@ -113,3 +113,55 @@ func TestPresenceHookSeesAvailabilityForLocalAccounts(t *testing.T) {
 		t.Fatalf("presence handler got %d stanzas, want 6 (the hook comes after it)", len(p.inbound))
 	}
 }
+
+// outboundRecorder is a presence handler that records what Outbound is handed.
+type outboundRecorder struct{ out []*stanza.Stanza }
+
+func (*outboundRecorder) Name() string                    { return "presence" }
+func (p *outboundRecorder) Register(h *module.Host) error { return h.HandlePresence(p) }
+func (p *outboundRecorder) Outbound(_ context.Context, _ module.Origin, s *stanza.Stanza) error {
+	p.out = append(p.out, s)
+	return nil
+}
+func (*outboundRecorder) Inbound(context.Context, module.Origin, jid.JID, *stanza.Stanza) error {
+	return nil
+}
+
+// presenceEditor appends <child/> to available presence (Host.EditPresence).
+type presenceEditor struct{ name, child string }
+
+func (e presenceEditor) Name() string { return e.name }
+func (e presenceEditor) Register(h *module.Host) error {
+	h.EditPresence(func(_ context.Context, s module.Session, p *stanza.Stanza) *stanza.Stanza {
+		if s == nil {
+			panic("edit hook without the sending session")
+		}
+		return p.AppendChild([]byte(e.child))
+	})
+	return nil
+}
+
+// The presence edit hooks run, in module order, on the available presence a local session sends, and the
+// presence handler gets their result; other presence, and presence from elsewhere, pass untouched.
+func TestPresenceEditHooksBeforeHandler(t *testing.T) {
+	p := &outboundRecorder{}
+	r := newTestRouter(t, p, presenceEditor{"e1", "<one/>"}, presenceEditor{"e2", "<two/>"})
+	alice := session(r, "alice@example.net/laptop", 0, true)
+	ctx := context.Background()
+	avail := stanza.New(stanza.Presence, "", "", alice.JID(), jid.JID{}, []byte("<show>away</show>"))
+	r.RouteFrom(ctx, originOf(alice), avail)
+	un := stanza.New(stanza.Presence, "unavailable", "", alice.JID(), jid.JID{}, nil)
+	r.RouteFrom(ctx, originOf(alice), un)
+	if len(p.out) != 2 {
+		t.Fatalf("handler got %d presences, want 2", len(p.out))
+	}
+	if got := string(p.out[0].Payload()); got != "<show>away</show><one/><two/>" {
+		t.Errorf("available presence the handler got: %s", p.out[0].Raw)
+	}
+	if string(avail.Raw) != "<presence from='alice@example.net/laptop'><show>away</show></presence>" {
+		t.Errorf("the hooks modified the routed stanza in place: %s", avail.Raw)
+	}
+	if p.out[1] != un {
+		t.Errorf("unavailable presence was edited: %s", p.out[1].Raw)
+	}
+}

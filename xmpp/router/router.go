@@ -546,7 +546,7 @@ func (r *Router) routePresence(ctx context.Context, o *module.Origin, s *stanza.
 				return
 			}
 		}
-		r.presenceErr(ctx, s, p.Outbound(ctx, *o, s))
+		r.presenceErr(ctx, s, p.Outbound(ctx, *o, r.reg.EditPresence(ctx, o.Session, s)))
 		return
 	}
 	if r.presenceFiltered(ctx, s.To, s) {

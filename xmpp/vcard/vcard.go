@@ -5,7 +5,8 @@
 // on PEP when it has one: a vCard set with a PHOTO publishes the image to urn:xmpp:avatar:data and its
 // description to urn:xmpp:avatar:metadata (so XEP-0084 clients see an avatar a vCard-only client set), and a
 // vCard get answers with the PHOTO built from the current PEP avatar (so vCard-only clients, XEP-0153, see an
-// avatar a XEP-0084 client published).
+// avatar a XEP-0084 client published). Available presence the account sends carries the XEP-0153 hash of that
+// avatar, and is broadcast again when the avatar changes (xupdate.go).
 package vcard
 
 import (
@@ -17,8 +18,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 
 	"mellium.im/xmpp/jid"
 
@@ -34,6 +37,7 @@ const (
 	NodeAvatarData = "urn:xmpp:avatar:data"     // XEP-0084
 	NodeAvatarMeta = "urn:xmpp:avatar:metadata" // XEP-0084
 	NSConversion   = "urn:xmpp:pep-vcard-conversion:0"
+	NSUpdate       = "vcard-temp:x:update" // XEP-0153
 )
 
 // kvKey is the key-value record of an account's vCard.
@@ -57,14 +61,26 @@ func (c Config) Validate() error {
 // PEP is what the module needs of the PEP service (implemented by *pep.Module).
 type PEP interface {
 	Publish(ctx context.Context, o module.Origin, owner jid.JID, node string, create pubsub.Config, it storage.PubSubItem) error
+	// Watch calls fn after every change of the node named node on any account.
+	Watch(node string, fn func(ctx context.Context, o module.Origin, owner jid.JID))
 }
 
 // Module serves vcard-temp on accounts.
 type Module struct {
-	cfg Config
-	kv  storage.KV
-	ps  storage.PubSub
-	pep PEP
+	cfg    Config
+	kv     storage.KV
+	ps     storage.PubSub
+	pep    PEP
+	router module.Router
+	log    *slog.Logger
+
+	mu sync.Mutex
+	// hashes caches the XEP-0153 hash of each account's avatar (SHA-1 hex of the image; "" for none) by bare
+	// JID, so that presence costs no storage read. An avatar change deletes the entry; so does the account's
+	// last session ending.
+	hashes map[string]string
+	// gen counts invalidations: a hash read from storage is cached only if no invalidation happened meanwhile.
+	gen uint64
 }
 
 // New returns the module: kv holds the vCards, ps is read and pep written for the avatar.
@@ -72,15 +88,21 @@ func New(cfg Config, kv storage.KV, ps storage.PubSub, pep PEP) *Module {
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = 64 << 10
 	}
-	return &Module{cfg: cfg, kv: kv, ps: ps, pep: pep}
+	return &Module{cfg: cfg, kv: kv, ps: ps, pep: pep, hashes: make(map[string]string)}
 }
 
 // Name implements module.Module.
 func (*Module) Name() string { return "vcard" }
 
 // Register implements module.Module: vCard get (anyone may read an account's vCard) and set (the account
-// itself), advertised with vcard-temp and XEP-0398's conversion feature.
+// itself), advertised with vcard-temp and XEP-0398's conversion feature; the XEP-0153 hash in available
+// presence (a presence edit hook), and the re-broadcast of presence when the avatar's metadata changes.
 func (m *Module) Register(h *module.Host) error {
+	m.router = h.Router()
+	m.log = h.Log()
+	h.EditPresence(m.editPresence)
+	h.OnSession(module.Closed, m.closed)
+	m.pep.Watch(NodeAvatarMeta, m.avatarChanged)
 	if err := h.HandleIQ(module.IQRoute{Target: module.Account, Type: "get", NS: NS, Local: "vCard", Feature: NS}, m.get); err != nil {
 		return err
 	}
@@ -124,15 +146,28 @@ func (m *Module) get(ctx context.Context, iq *module.IQ) ([]byte, error) {
 	return withPhoto(card, photo), nil
 }
 
-// avatarPhoto returns the <PHOTO/> of the account's current XEP-0084 avatar (the metadata's first info that
-// has its data on PEP), nil if it has none.
+// avatarPhoto returns the <PHOTO/> of the account's current XEP-0084 avatar, nil if it has none.
 func (m *Module) avatarPhoto(ctx context.Context, own jid.JID) ([]byte, error) {
+	typ, b64, err := m.avatar(ctx, own)
+	if err != nil || b64 == "" {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("<PHOTO><TYPE>" + escape(typ) + "</TYPE><BINVAL>")
+	b.WriteString(b64)
+	b.WriteString("</BINVAL></PHOTO>")
+	return b.Bytes(), nil
+}
+
+// avatar returns the type and base64 data (whitespace removed) of the account's current XEP-0084 avatar: the
+// metadata's first info that has its data on PEP. b64 is "" if it has none.
+func (m *Module) avatar(ctx context.Context, own jid.JID) (typ, b64 string, err error) {
 	meta, err := m.ps.Items(ctx, own.String(), NodeAvatarMeta, storage.PubSubItemQuery{Last: 1})
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && len(meta) == 0) {
-		return nil, nil
+		return "", "", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("vcard: %w", err)
+		return "", "", fmt.Errorf("vcard: %w", err)
 	}
 	var md struct {
 		Info []struct {
@@ -142,7 +177,7 @@ func (m *Module) avatarPhoto(ctx context.Context, own jid.JID) ([]byte, error) {
 		} `xml:"info"`
 	}
 	if xml.Unmarshal(meta[0].Payload, &md) != nil {
-		return nil, nil
+		return "", "", nil
 	}
 	for _, info := range md.Info {
 		if info.URL != "" || info.ID == "" {
@@ -158,21 +193,19 @@ func (m *Module) avatarPhoto(ctx context.Context, own jid.JID) ([]byte, error) {
 		if xml.Unmarshal(data[0].Payload, &d) != nil {
 			continue
 		}
-		var b bytes.Buffer
-		b.WriteString("<PHOTO><TYPE>" + escape(info.Type) + "</TYPE><BINVAL>")
-		b.WriteString(strings.Join(strings.Fields(d.Data), ""))
-		b.WriteString("</BINVAL></PHOTO>")
-		return b.Bytes(), nil
+		if b64 := strings.Join(strings.Fields(d.Data), ""); b64 != "" {
+			return info.Type, b64, nil
+		}
 	}
-	return nil, nil
+	return "", "", nil
 }
 
 func escape(s string) string { return string(stanza.AppendEscape(nil, s)) }
 
 // withPhoto returns card with its PHOTO children replaced by photo.
 func withPhoto(card, photo []byte) []byte {
-	end := stanza.StartTagEnd(card)
-	if end <= 0 {
+	end := stanza.StartTagEnd(card) + 1 // past the '>' (StartTagEnd is its index)
+	if end > len(card) || end < 2 {
 		return card
 	}
 	var inner []byte

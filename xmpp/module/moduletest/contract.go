@@ -75,9 +75,11 @@ func origin(sender module.Session) module.Origin {
 	return module.Origin{Kind: module.OriginSession, Session: sender}
 }
 
-// presenceOutbound hands presence a local session sent to the presence handler.
-func presenceOutbound(ctx context.Context, p module.PresenceHandler, from module.Session, s *stanza.Stanza) error {
-	return p.Outbound(ctx, origin(from), s)
+// presenceOutbound hands presence a local session sent to the presence handler, after the presence edit hooks
+// (module.Host.EditPresence), as the router does.
+func presenceOutbound(ctx context.Context, reg *module.Registry, p module.PresenceHandler, from module.Session,
+	s *stanza.Stanza) error {
+	return p.Outbound(ctx, origin(from), reg.EditPresence(ctx, from, s))
 }
 
 // presenceInbound hands presence from anyone else, for the local account or resource to, to the presence

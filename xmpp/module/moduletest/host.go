@@ -140,7 +140,7 @@ func (h *Host) SendPresence(ctx context.Context, from *Session, to, typ, inner s
 	if to != "" {
 		toJID = jid.MustParse(to)
 	}
-	return presenceOutbound(ctx, p, from, stanza.New(stanza.Presence, typ, "", from.JID(), toJID, []byte(inner)))
+	return presenceOutbound(ctx, h.Registry, p, from, stanza.New(stanza.Presence, typ, "", from.JID(), toJID, []byte(inner)))
 }
 
 // SendMessage routes a message that session from sent, as the router does: the Outbound stage runs with from as

@@ -129,12 +129,23 @@ func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
 }
 
 // RouteFrom implements module.Router as Route does; a stanza from a local session is delivered with it as the
-// sender (the Outbound stage is not run: see Host.SendMessage).
+// sender (the Outbound stage is not run: see Host.SendMessage), and presence from a local session goes to the
+// presence handler after the edit hooks, as the router does.
 func (r *Router) RouteFrom(ctx context.Context, o module.Origin, s *stanza.Stanza) {
 	r.mu.Lock()
 	r.routed = append(r.routed, s)
 	r.mu.Unlock()
-	sender, _ := o.FromSession()
+	sender, ok := o.FromSession()
+	if ok && s.Kind == stanza.Presence {
+		// Presence a module sends on a session's behalf (vcard's re-broadcast of a new avatar hash) takes the
+		// session's path, as in the server: edit hooks, then the presence handler.
+		if p := r.reg.Presence(); p != nil {
+			if err := presenceOutbound(ctx, r.reg, p, sender, s); err != nil {
+				r.fail("moduletest: presence routed from %s: %v", sender.JID(), err)
+			}
+		}
+		return
+	}
 	r.route(ctx, sender, s)
 }
 
