@@ -21,6 +21,7 @@ type Registry struct {
 	identities  map[Target][]Identity
 	items       map[Target][]Item
 	hooks       map[Stage][]namedHook
+	hookFns     map[Stage][]MessageHook // the same hooks without their names, for the router's hot path
 	presence    PresenceHandler
 	presenceBy  string
 	sessions    map[SessionEvent][]SessionHook
@@ -67,6 +68,7 @@ func NewRegistry() *Registry {
 		identities: make(map[Target][]Identity),
 		items:      make(map[Target][]Item),
 		hooks:      make(map[Stage][]namedHook),
+		hookFns:    make(map[Stage][]MessageHook),
 		sessions:   make(map[SessionEvent][]SessionHook),
 		names:      make(map[string]bool),
 		services:   make(map[string]serviceEntry),
@@ -164,6 +166,7 @@ func (r *Registry) addItem(target Target, it Item) {
 
 func (r *Registry) addMessageHook(module string, stage Stage, fn MessageHook) {
 	r.hooks[stage] = append(r.hooks[stage], namedHook{module, fn})
+	r.hookFns[stage] = append(r.hookFns[stage], fn)
 }
 
 func (r *Registry) setPresence(module, site string, p PresenceHandler) error {
@@ -239,14 +242,10 @@ func (r *Registry) IQHandler(t Target, typ, ns, local string) IQHandler {
 }
 
 // MessageHooks returns the hooks of a stage in module order.
-func (r *Registry) MessageHooks(s Stage) []MessageHook {
-	hs := r.hooks[s]
-	out := make([]MessageHook, len(hs))
-	for i, h := range hs {
-		out[i] = h.fn
-	}
-	return out
-}
+//
+// The slice is the registry's own (hooks are added only during registration, before the server routes), so
+// the router's stage runs cost no allocation; callers must not modify it.
+func (r *Registry) MessageHooks(s Stage) []MessageHook { return r.hookFns[s] }
 
 // Presence returns the presence handler, nil if no module installed one.
 func (r *Registry) Presence() PresenceHandler { return r.presence }

@@ -131,3 +131,18 @@ func TestFiltersKeptPerStageInModuleOrder(t *testing.T) {
 		t.Errorf("filters ran as %q, want %q", got, "first-out first-in second-in")
 	}
 }
+
+// The router asks for a stage's hooks for every message it routes (for each occupant of a room): that lookup
+// allocated a copy of the slice per call, one allocation per delivery and stage.
+func TestDefectMessageHooksAllocatePerCall(t *testing.T) {
+	reg := NewRegistry()
+	noop := func(context.Context, *Delivery) (Verdict, error) { return Continue, nil }
+	reg.addMessageHook("a", Inbound, noop)
+	reg.addMessageHook("b", Inbound, noop)
+	if n := len(reg.MessageHooks(Inbound)); n != 2 {
+		t.Fatalf("%d Inbound hooks, want 2", n)
+	}
+	if a := testing.AllocsPerRun(100, func() { _ = reg.MessageHooks(Inbound) }); a != 0 {
+		t.Errorf("MessageHooks allocates %v times per call, want 0", a)
+	}
+}
