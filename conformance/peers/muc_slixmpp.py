@@ -21,17 +21,11 @@ and any failure prints "FAIL <reason>" and exits non-zero. The whole run is boun
 Run it with Debian's /usr/bin/python3, which has python3-slixmpp.
 """
 
-import argparse
 import asyncio
-import logging
-import ssl
-import sys
 
 import slixmpp
 
-
-def say(line):
-    print(line, flush=True)
+from slixpeer import fail, parser, run, say, setup
 
 
 NS_SID = "urn:xmpp:sid:0"
@@ -43,13 +37,10 @@ class MUCPeer(slixmpp.ClientXMPP):
         super().__init__(args.jid, args.password, plugin_config=plugin_config)
         for p in ("xep_0030", "xep_0045", "xep_0004", "xep_0203"):
             self.register_plugin(p)
-        self.args = args
+        setup(self, args)  # args, done, trust of --ca
         loop = asyncio.get_event_loop()
-        self.done = loop.create_future()
         self.received = loop.create_future()
         self.reflected = loop.create_future()
-        self.ssl_context = ssl.create_default_context(cafile=args.ca)
-        self.ssl_context.check_hostname = True
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("auth_success", lambda _: say("OK auth " + self["feature_mechanisms"].mech.name))
         self.add_event_handler("failed_all_auth", lambda _: self.fail("all SASL mechanisms failed"))
@@ -58,9 +49,7 @@ class MUCPeer(slixmpp.ClientXMPP):
         self.add_event_handler("connection_failed", lambda e: self.fail("connection failed: %s" % e))
 
     def fail(self, reason):
-        if not self.done.done():
-            say("FAIL " + reason)
-            self.done.set_result(False)
+        fail(self, reason)
 
     def on_groupchat(self, msg):
         if msg["from"].bare != self.args.room or not msg["body"]:
@@ -118,35 +107,12 @@ class MUCPeer(slixmpp.ClientXMPP):
             self.fail("%s: %s" % (type(e).__name__, e))
 
 
-async def main(args):
-    xmpp = MUCPeer(args)
-    xmpp.connect(address=(args.host, args.port), force_starttls=True, disable_starttls=False)
-    try:
-        ok = await asyncio.wait_for(xmpp.done, args.timeout)
-    except asyncio.TimeoutError:
-        say("FAIL timed out after %ss" % args.timeout)
-        ok = False
-    xmpp.disconnect()
-    await asyncio.sleep(0.2)
-    return 0 if ok else 1
-
-
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ca", required=True, help="PEM certificate to trust (the server's self-signed one)")
+    p = parser()
     p.add_argument("--mechs", default="PLAIN", help="comma-separated SASL mechanisms to allow")
     p.add_argument("--room", required=True)
     p.add_argument("--room-name", default="Slixmpp room")
     p.add_argument("--nick", default="slix")
     p.add_argument("--send", default="hello from slixmpp")
     p.add_argument("--expect", default="hello from mellium")
-    p.add_argument("--timeout", type=float, default=20)
-    p.add_argument("--debug", action="store_true")
-    a = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s %(message)s")
-    sys.exit(asyncio.run(main(a)))
+    run(MUCPeer, p)

@@ -15,37 +15,26 @@ and waits for the bounce, unblocks it, then disconnects. Each step prints one ma
 and any failure prints "FAIL <reason>" and exits non-zero. The whole run is bounded by --timeout.
 """
 
-import argparse
 import asyncio
-import logging
-import ssl
-import sys
 
 import slixmpp
 
-
-def say(line):
-    print(line, flush=True)
+from slixpeer import fail, parser, run, say, setup
 
 
 class Peer(slixmpp.ClientXMPP):
     def __init__(self, args):
         super().__init__(args.jid, args.password)
         self.register_plugin("xep_0191")
-        self.args = args
-        self.done = asyncio.get_event_loop().create_future()
+        setup(self, args)
         self.bounced = asyncio.get_event_loop().create_future()
-        self.ssl_context = ssl.create_default_context(cafile=args.ca)
-        self.ssl_context.check_hostname = True
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.on_message)
         self.add_event_handler("message_error", self.on_error)
         self.add_event_handler("connection_failed", lambda e: self.fail("connection failed: %s" % e))
 
     def fail(self, reason):
-        if not self.done.done():
-            say("FAIL " + reason)
-            self.done.set_result(False)
+        fail(self, reason)
 
     def on_message(self, msg):
         if msg["type"] in ("chat", "normal") and msg["body"]:
@@ -83,31 +72,8 @@ class Peer(slixmpp.ClientXMPP):
             self.fail("%s: %s" % (type(e).__name__, e))
 
 
-async def main(args):
-    xmpp = Peer(args)
-    xmpp.connect(address=(args.host, args.port), force_starttls=True, disable_starttls=False)
-    try:
-        ok = await asyncio.wait_for(xmpp.done, args.timeout)
-    except asyncio.TimeoutError:
-        say("FAIL timed out after %ss" % args.timeout)
-        ok = False
-    xmpp.disconnect()
-    await asyncio.sleep(0.2)
-    return 0 if ok else 1
-
-
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ca", required=True, help="PEM certificate to trust (the server's self-signed one)")
+    p = parser()
     p.add_argument("--peer", required=True, help="bare JID to block")
     p.add_argument("--pause", type=float, default=1, help="seconds to stay blocked before messaging the peer")
-    p.add_argument("--timeout", type=float, default=20)
-    p.add_argument("--debug", action="store_true")
-    a = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s %(message)s")
-    sys.exit(asyncio.run(main(a)))
+    run(Peer, p)

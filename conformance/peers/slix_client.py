@@ -16,17 +16,11 @@ and any failure prints "FAIL <reason>" and exits non-zero. The whole run is boun
 Run it with Debian's /usr/bin/python3, which has python3-slixmpp.
 """
 
-import argparse
 import asyncio
-import logging
-import ssl
-import sys
 
 import slixmpp
 
-
-def say(line):
-    print(line, flush=True)
+from slixpeer import fail, parser, run, say, setup
 
 
 class Peer(slixmpp.ClientXMPP):
@@ -35,14 +29,10 @@ class Peer(slixmpp.ClientXMPP):
         if args.mechs:
             plugin_config["feature_mechanisms"] = {"use_mechs": args.mechs.split(",")}
         super().__init__(args.jid, args.password, plugin_config=plugin_config)
-        self.args = args
+        setup(self, args)  # args, done, trust of --ca
         self.failed = None
-        self.done = asyncio.get_event_loop().create_future()
         self.subscribed = asyncio.get_event_loop().create_future()
         self.received = asyncio.get_event_loop().create_future()
-        # The server's self-signed certificate: trust exactly it.
-        self.ssl_context = ssl.create_default_context(cafile=args.ca)
-        self.ssl_context.check_hostname = True
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("auth_success", self.on_auth)
         self.add_event_handler("failed_auth", self.on_failed_auth)
@@ -98,33 +88,10 @@ class Peer(slixmpp.ClientXMPP):
             self.fail("%s: %s" % (type(e).__name__, e))
 
 
-async def main(args):
-    xmpp = Peer(args)
-    xmpp.connect(address=(args.host, args.port), force_starttls=True, disable_starttls=False)
-    try:
-        ok = await asyncio.wait_for(xmpp.done, args.timeout)
-    except asyncio.TimeoutError:
-        say("FAIL timed out after %ss" % args.timeout)
-        ok = False
-    xmpp.disconnect()
-    await asyncio.sleep(0.2)
-    return 0 if ok else 1
-
-
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ca", required=True, help="PEM certificate to trust (the server's self-signed one)")
+    p = parser()
     p.add_argument("--mechs", default="", help="comma-separated SASL mechanisms to allow; default: slixmpp's choice")
     p.add_argument("--peer", required=True, help="bare JID to subscribe to and chat with")
     p.add_argument("--send", default="hello from slixmpp")
     p.add_argument("--expect", default="")
-    p.add_argument("--timeout", type=float, default=20)
-    p.add_argument("--debug", action="store_true")
-    a = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s %(message)s")
-    sys.exit(asyncio.run(main(a)))
+    run(Peer, p)

@@ -15,28 +15,19 @@ and any failure prints "FAIL <reason>" and exits non-zero. The whole run is boun
 Run it with Debian's /usr/bin/python3, which has python3-slixmpp.
 """
 
-import argparse
 import asyncio
-import logging
-import ssl
-import sys
 
 import slixmpp
 
-
-def say(line):
-    print(line, flush=True)
+from slixpeer import fail, parser, run, say, setup
 
 
 class Subscriber(slixmpp.ClientXMPP):
     def __init__(self, args):
         super().__init__(args.jid, args.password,
                          plugin_config={"feature_mechanisms": {"use_mechs": ["PLAIN"]}})
-        self.args = args
-        self.done = asyncio.get_event_loop().create_future()
+        setup(self, args)
         self.bounced = asyncio.get_event_loop().create_future()
-        self.ssl_context = ssl.create_default_context(cafile=args.ca)
-        self.ssl_context.check_hostname = True
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("presence_error", self.on_presence_error)
         self.add_event_handler("failed_all_auth", lambda _: self.fail("all SASL mechanisms failed"))
@@ -44,9 +35,7 @@ class Subscriber(slixmpp.ClientXMPP):
         self.add_event_handler("connection_failed", lambda e: self.fail("connection failed: %s" % e))
 
     def fail(self, reason):
-        if not self.done.done():
-            say("FAIL " + reason)
-            self.done.set_result(False)
+        fail(self, reason)
 
     def on_presence_error(self, pres):
         if pres["from"].bare == self.args.contact and not self.bounced.done():
@@ -82,30 +71,7 @@ class Subscriber(slixmpp.ClientXMPP):
             self.fail("%s: %s" % (type(e).__name__, e))
 
 
-async def main(args):
-    xmpp = Subscriber(args)
-    xmpp.connect(address=(args.host, args.port), force_starttls=True, disable_starttls=False)
-    try:
-        ok = await asyncio.wait_for(xmpp.done, args.timeout)
-    except asyncio.TimeoutError:
-        say("FAIL timed out after %ss" % args.timeout)
-        ok = False
-    xmpp.disconnect()
-    await asyncio.sleep(0.2)
-    return 0 if ok else 1
-
-
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ca", required=True, help="PEM certificate to trust (the server's self-signed one)")
+    p = parser()
     p.add_argument("--contact", required=True, help="bare JID on a server that cannot be reached")
-    p.add_argument("--timeout", type=float, default=20)
-    p.add_argument("--debug", action="store_true")
-    a = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s %(message)s")
-    sys.exit(asyncio.run(main(a)))
+    run(Subscriber, p)
